@@ -1,0 +1,99 @@
+//! What a backend can do and guarantee.
+
+/// Flags telling what a backend supports and guarantees. Composites (fan-out, replicas)
+/// report what the *composite* really guarantees, usually the [`intersection`](Self::intersection)
+/// of their parts.
+///
+/// Construct with struct-update syntax from [`Capabilities::NONE`] so that new flags added
+/// later default to "not supported":
+///
+/// ```
+/// use store_core::Capabilities;
+///
+/// let caps = Capabilities { create: true, update: true, ..Capabilities::NONE };
+/// assert!(caps.create && !caps.native_watch);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// `PutMode::Create` is atomic (exactly one of concurrent creators wins).
+    pub create: bool,
+    /// `PutMode::Update(version)` — compare-and-swap — is atomic.
+    pub update: bool,
+    /// `DeleteOptions::if_match` is atomic.
+    pub conditional_delete: bool,
+    /// `GetOptions::range` is served without reading the whole object.
+    pub range_reads: bool,
+    /// `writer()` streams to the store instead of buffering the whole object in memory.
+    pub streaming_writes: bool,
+    /// `watch` is woken by changes instead of polling.
+    pub native_watch: bool,
+    /// A successful put survives a power loss.
+    pub durable: bool,
+    /// Other processes (or machines) see the same data, and CAS holds across them.
+    pub shared: bool,
+    /// The largest object accepted, if limited.
+    pub max_object_size: Option<u64>,
+}
+
+impl Capabilities {
+    /// Nothing supported.
+    pub const NONE: Capabilities = Capabilities {
+        create: false,
+        update: false,
+        conditional_delete: false,
+        range_reads: false,
+        streaming_writes: false,
+        native_watch: false,
+        durable: false,
+        shared: false,
+        max_object_size: None,
+    };
+
+    /// What two backends both guarantee (flags ANDed, the smaller size limit).
+    pub fn intersection(self, other: Capabilities) -> Capabilities {
+        Capabilities {
+            create: self.create && other.create,
+            update: self.update && other.update,
+            conditional_delete: self.conditional_delete && other.conditional_delete,
+            range_reads: self.range_reads && other.range_reads,
+            streaming_writes: self.streaming_writes && other.streaming_writes,
+            native_watch: self.native_watch && other.native_watch,
+            durable: self.durable && other.durable,
+            shared: self.shared && other.shared,
+            max_object_size: match (self.max_object_size, other.max_object_size) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intersection_ands_flags_and_takes_smaller_limit() {
+        let a = Capabilities {
+            create: true,
+            update: true,
+            max_object_size: Some(10),
+            ..Capabilities::NONE
+        };
+        let b = Capabilities {
+            create: true,
+            durable: true,
+            max_object_size: None,
+            ..Capabilities::NONE
+        };
+        let c = a.intersection(b);
+        assert!(c.create && !c.update && !c.durable);
+        assert_eq!(c.max_object_size, Some(10));
+        let d = a.intersection(Capabilities {
+            max_object_size: Some(5),
+            ..Capabilities::NONE
+        });
+        assert_eq!(d.max_object_size, Some(5));
+        assert_eq!(Capabilities::default(), Capabilities::NONE);
+    }
+}

@@ -1,0 +1,43 @@
+//! Conformance suites, model-based property tests and fault injection for `store` backends.
+//!
+//! Add it as a dev-dependency of a backend crate and run the whole backend contract of
+//! `store-core` against your backend from one test:
+//!
+//! ```no_run
+//! // tests/conformance.rs of your backend crate
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! async fn memory_store_meets_the_backend_contract() {
+//!     store_testkit::backend::run_all(|| async { store_memory::MemoryStore::new() }).await;
+//! }
+//! ```
+//!
+//! The factory is called once per check and must return a fresh, *empty* backend (for a
+//! network store: a fresh bucket or key prefix). The suite then runs each rule as a named
+//! check ([`backend::CHECKS`]) and fails with the list of checks that did not pass:
+//!
+//! - round trips, overwrite, head, errors that name the key;
+//! - `Create` exclusivity, `Update` compare-and-swap, conditional get and delete, range reads;
+//! - versions never repeat for a key, also across delete and re-create;
+//! - ordered listing with prefix and exclusive `start_after`, over thousands of keys;
+//! - streaming writers: nothing visible before `close`, drop = abort, put modes checked at
+//!   close, a 64 MiB object in 1 MiB chunks;
+//! - watch: immediate when already changed, woken by puts and deletes, cancellation-safe,
+//!   16 watchers woken by one change;
+//! - concurrency: exactly one of 16 racing creates wins; 8 tasks × 250 CAS increments end
+//!   at exactly 2000; readers never see a partial put;
+//! - a model-based property test: random sequences of put/create/update/delete/get/head/
+//!   list/watch compared step by step with a `BTreeMap` model (case count from
+//!   `PROPTEST_CASES`, default 48).
+//!
+//! To run only some checks (say, while developing), pass a subset of [`backend::CHECKS`] to
+//! [`backend::run_checks`].
+//!
+//! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations —
+//! the tool for testing combinators (fan-out, replicas) against failing backends.
+//! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.
+
+pub mod backend;
+mod faulty;
+pub mod prop;
+
+pub use faulty::{Fault, FaultOp, Faulty, Rule};
