@@ -41,7 +41,7 @@ pub enum FaultOp {
 /// What happens to a call a rule matches.
 #[derive(Debug, Clone)]
 pub enum Fault {
-    /// Fail with a non-retryable [`Error::Backend`] saying "injected fault at <op>".
+    /// Fail with a non-retryable [`Error::Backend`] saying "injected fault at `op`".
     Fail,
     /// Fail with a retryable [`Error::Backend`].
     FailRetryable,

@@ -1,0 +1,1 @@
+//! FsStore: a durable, atomic, confined local-filesystem Backend with cross-process CAS.

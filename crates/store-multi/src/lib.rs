@@ -1,0 +1,1 @@
+//! Multi and MultiWriter: fan-out writes to several backends (All / BestEffort / Quorum).

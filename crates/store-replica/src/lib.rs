@@ -1,0 +1,1 @@
+//! Replica: synchronous and asynchronous replicas with bounded queues.
