@@ -1,0 +1,251 @@
+//! `cargo xtask bench --compare`: the same workloads on our stores and on the peers
+//! (`object_store`, OpenDAL), in one process, interleaved and repeated.
+//!
+//! For each workload and pair, the two sides run alternately (A B, then B A, …) `REPS`
+//! times; each run times a batch of operations. The report gives the median time per
+//! operation of each side, the spread of the runs ((max − min) / median), and the ratio
+//! peer / ours: above 1.0 we are faster.
+//!
+//! Output: a markdown table on stdout and in `target/bench-compare/report.md`, and an SVG
+//! bar chart of the ratios in `target/bench-compare/ratios.svg`.
+
+mod report;
+mod subject;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use report::{Row, Sample};
+use subject::{Dal, ObjStore, Ours, Subject};
+
+const REPS: usize = 7;
+
+/// One workload: a batch of `ops` operations against a subject.
+#[derive(Clone, Copy)]
+struct Workload {
+    name: &'static str,
+    ops: usize,
+}
+
+const PUT_1K: Workload = Workload {
+    name: "put 1 KiB",
+    ops: 2000,
+};
+const GET_1K: Workload = Workload {
+    name: "get 1 KiB",
+    ops: 5000,
+};
+const CREATE_1K: Workload = Workload {
+    name: "create-if-absent 1 KiB",
+    ops: 1000,
+};
+const CAS_1K: Workload = Workload {
+    name: "CAS update 1 KiB",
+    ops: 2000,
+};
+const PUT_4M: Workload = Workload {
+    name: "put 4 MiB",
+    ops: 8,
+};
+const GET_4M: Workload = Workload {
+    name: "get 4 MiB",
+    ops: 20,
+};
+const LIST_10K: Workload = Workload {
+    name: "list 10k keys",
+    ops: 3,
+};
+const CONC_16: Workload = Workload {
+    name: "16 concurrent puts 1 KiB",
+    ops: 16 * 32,
+};
+
+fn payload(n: usize) -> Bytes {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// Runs one batch; `None` if the subject does not support the workload.
+async fn batch<S: Subject>(s: &S, w: Workload, run: usize) -> Option<Duration> {
+    let small = payload(1024);
+    let big = payload(4 << 20);
+    let start = Instant::now();
+    match w.name {
+        n if n == PUT_1K.name => {
+            for i in 0..w.ops {
+                s.put(format!("put/{}", i % 64), small.clone()).await;
+            }
+        }
+        n if n == GET_1K.name => {
+            let start = Instant::now();
+            for _ in 0..w.ops {
+                s.get("get/one".into()).await;
+            }
+            return Some(start.elapsed());
+        }
+        n if n == CREATE_1K.name => {
+            for i in 0..w.ops {
+                s.create(format!("create/{run}/{i}"), small.clone()).await?;
+            }
+        }
+        n if n == CAS_1K.name => {
+            for _ in 0..w.ops {
+                s.cas("cas/one".into(), small.clone()).await?;
+            }
+        }
+        n if n == PUT_4M.name => {
+            for i in 0..w.ops {
+                s.put(format!("big/{}", i % 4), big.clone()).await;
+            }
+        }
+        n if n == GET_4M.name => {
+            let start = Instant::now();
+            for _ in 0..w.ops {
+                s.get("big/get".into()).await;
+            }
+            return Some(start.elapsed());
+        }
+        n if n == LIST_10K.name => {
+            let start = Instant::now();
+            for _ in 0..w.ops {
+                assert_eq!(s.list("list/".into()).await, 10_000, "{}: listing", s.name());
+            }
+            return Some(start.elapsed());
+        }
+        n if n == CONC_16.name => {
+            let tasks: Vec<_> = (0..16)
+                .map(|t| {
+                    let (s, data) = (s.clone(), small.clone());
+                    tokio::spawn(async move {
+                        for i in 0..w.ops / 16 {
+                            s.put(format!("conc/{t}/{}", i % 8), data.clone()).await;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task");
+            }
+        }
+        other => unreachable!("{other}"),
+    }
+    Some(start.elapsed())
+}
+
+/// Prepares what read workloads need.
+async fn setup<S: Subject>(s: &S) {
+    s.put("get/one".into(), payload(1024)).await;
+    s.put("big/get".into(), payload(4 << 20)).await;
+    s.put("cas/one".into(), payload(1024)).await;
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for i in (t..10_000).step_by(4) {
+                    s.put(format!("list/{i:05}"), Bytes::from_static(b"x")).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("setup task");
+    }
+}
+
+async fn compare<A: Subject, B: Subject>(
+    group: &str,
+    ours: &A,
+    peer: &B,
+    workloads: &[Workload],
+    rows: &mut Vec<Row>,
+) {
+    setup(ours).await;
+    setup(peer).await;
+    for &w in workloads {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let mut unsupported = false;
+        // One warm-up run each, then interleaved measured runs in alternating order.
+        let _ = batch(ours, w, 1000).await;
+        let _ = batch(peer, w, 1000).await;
+        for rep in 0..REPS {
+            let (first_ours, run) = (rep % 2 == 0, rep);
+            for side in [first_ours, !first_ours] {
+                if side {
+                    a.push(batch(ours, w, run).await.expect("ours supports every workload"));
+                } else {
+                    match batch(peer, w, run).await {
+                        Some(d) => b.push(d),
+                        None => unsupported = true,
+                    }
+                }
+            }
+        }
+        let row = Row {
+            group: group.to_owned(),
+            workload: w.name,
+            ours: ours.name(),
+            peer: peer.name(),
+            ours_sample: Sample::new(&a, w.ops),
+            peer_sample: if unsupported {
+                None
+            } else {
+                Some(Sample::new(&b, w.ops))
+            },
+        };
+        eprintln!("{}", row.line());
+        rows.push(row);
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    let mut rows = Vec::new();
+    let all = [
+        PUT_1K, GET_1K, CREATE_1K, CAS_1K, PUT_4M, GET_4M, LIST_10K, CONC_16,
+    ];
+    rt.block_on(async {
+        if "memory".contains(&filter) || filter.is_empty() {
+            let ours = Ours::new("store MemoryStore", store_memory::MemoryStore::new());
+            let os = ObjStore::new(
+                "object_store InMemory",
+                Arc::new(object_store::memory::InMemory::new()),
+                true,
+            );
+            compare("memory", &ours, &os, &all, &mut rows).await;
+            let ours = Ours::new("store MemoryStore", store_memory::MemoryStore::new());
+            let dal = Dal {
+                name: "OpenDAL memory",
+                op: opendal::Operator::new(opendal::services::Memory::default()).expect("opendal"),
+            };
+            compare("memory", &ours, &dal, &all, &mut rows).await;
+        }
+        if "fs".contains(&filter) || filter.is_empty() {
+            fs_rows(&all, &mut rows).await;
+        }
+    });
+    report::write(&rows);
+}
+
+async fn fs_rows(all: &[Workload], rows: &mut Vec<Row>) {
+    let dir = |name: &str| {
+        let d = std::env::temp_dir().join(format!("store-compare-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        d
+    };
+    let lfs = |d: &std::path::Path, fsync: bool| {
+        Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(d)
+                .expect("LocalFileSystem")
+                .with_fsync(fsync),
+        )
+    };
+    let _ = (&dir, &lfs, all, rows);
+    // Filled in by the store-fs rows (see `fs.rs` once store-fs lands).
+}

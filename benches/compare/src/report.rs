@@ -1,0 +1,161 @@
+//! Medians, spreads and ratios; the markdown table and the SVG chart.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// The runs of one side of one row.
+pub struct Sample {
+    /// Median time per operation, in nanoseconds.
+    pub median_ns: f64,
+    /// (max − min) / median of the per-run times, as a fraction.
+    pub spread: f64,
+}
+
+impl Sample {
+    pub fn new(runs: &[Duration], ops: usize) -> Sample {
+        let mut per_op: Vec<f64> = runs.iter().map(|d| d.as_nanos() as f64 / ops as f64).collect();
+        per_op.sort_by(|a, b| a.total_cmp(b));
+        let median = per_op[per_op.len() / 2];
+        let spread = (per_op[per_op.len() - 1] - per_op[0]) / median;
+        Sample {
+            median_ns: median,
+            spread,
+        }
+    }
+}
+
+/// One line of the comparison.
+pub struct Row {
+    pub group: String,
+    pub workload: &'static str,
+    pub ours: String,
+    pub peer: String,
+    pub ours_sample: Sample,
+    pub peer_sample: Option<Sample>,
+}
+
+impl Row {
+    /// peer / ours: above 1 we are faster.
+    pub fn ratio(&self) -> Option<f64> {
+        self.peer_sample
+            .as_ref()
+            .map(|p| p.median_ns / self.ours_sample.median_ns)
+    }
+
+    pub fn line(&self) -> String {
+        let peer = match &self.peer_sample {
+            Some(p) => format!("{} ±{:.0}%", human(p.median_ns), p.spread * 100.0),
+            None => "unsupported".into(),
+        };
+        let ratio = self.ratio().map_or("—".into(), |r| format!("{r:.2}×"));
+        format!(
+            "| {} | {} | {} | {} ±{:.0}% | {} | {} | {} |",
+            self.group,
+            self.workload,
+            self.ours,
+            human(self.ours_sample.median_ns),
+            self.ours_sample.spread * 100.0,
+            self.peer,
+            peer,
+            ratio
+        )
+    }
+}
+
+fn human(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+pub fn write(rows: &[Row]) {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| group | workload | ours | ours median/op ±spread | peer | peer median/op ±spread | peer/ours |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for r in rows {
+        let _ = writeln!(md, "{}", r.line());
+    }
+    println!("{md}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-compare");
+    if let Err(e) = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join("report.md"), &md))
+        .and_then(|()| std::fs::write(dir.join("ratios.svg"), svg(rows)))
+    {
+        eprintln!("cannot write the report under {}: {e}", dir.display());
+    } else {
+        eprintln!("wrote {}/report.md and ratios.svg", dir.display());
+    }
+}
+
+/// A horizontal bar per supported row: log-scale ratio around the 1.0× line.
+fn svg(rows: &[Row]) -> String {
+    let bars: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.ratio()
+                .map(|x| (format!("{} — {} vs {}", r.workload, r.ours, r.peer), x))
+        })
+        .collect();
+    let (label_w, chart_w, bar_h, gap) = (420.0, 460.0, 18.0, 6.0);
+    let height = 60.0 + bars.len() as f64 * (bar_h + gap);
+    let width = label_w + chart_w + 80.0;
+    // log2 scale from 1/8× to 8×, 1× in the middle.
+    let x_of = |ratio: f64| label_w + chart_w / 2.0 + ratio.log2().clamp(-3.0, 3.0) / 3.0 * chart_w / 2.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">store vs peers: peer time / our time (log scale; right of 1× = store faster)</text>"#
+    );
+    for (mark, label) in [(0.125, "⅛×"), (0.5, "½×"), (1.0, "1×"), (2.0, "2×"), (8.0, "8×")] {
+        let x = x_of(mark);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{x}" y1="35" x2="{x}" y2="{}" stroke="{}" />"#,
+            height - 10.0,
+            if mark == 1.0 { "black" } else { "#ddd" }
+        );
+        let _ = writeln!(s, r#"<text x="{x}" y="32" text-anchor="middle">{label}</text>"#);
+    }
+    for (i, (label, ratio)) in bars.iter().enumerate() {
+        let y = 45.0 + i as f64 * (bar_h + gap);
+        let (x0, x1) = (x_of(1.0), x_of(*ratio));
+        let (left, w) = if x1 >= x0 { (x0, x1 - x0) } else { (x1, x0 - x1) };
+        let color = if *ratio >= 1.0 { "#3a7d44" } else { "#c0392b" };
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+            label_w - 8.0,
+            y + 13.0,
+            escape(label)
+        );
+        let _ = writeln!(
+            s,
+            r#"<rect x="{left}" y="{y}" width="{}" height="{bar_h}" fill="{color}"/>"#,
+            w.max(1.0)
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}">{ratio:.2}×</text>"#,
+            label_w + chart_w + 8.0,
+            y + 13.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

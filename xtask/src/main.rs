@@ -1,0 +1,154 @@
+//! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `lint`: rustfmt check, clippy with `-D warnings` on all targets, rustdoc with
+//!   `-D warnings`, and cargo-deny (bans, licenses, sources; installed if missing).
+//! - `test [--deep]`: the whole workspace's tests; property tests run 48 cases per property,
+//!   `--deep` runs 1024.
+//! - `bench [--compare] [-- <criterion args>]`: every criterion bench; `--compare` runs the
+//!   side-by-side comparison with the peers (a separate package, never built by CI).
+//! - `deny`: cargo-deny only.
+//! - `ci`: lint, then test — what `.ci/run` calls.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Property-test cases per property in ordinary runs: enough to find shallow bugs while
+/// keeping CI short.
+const CI_CASES: &str = "48";
+/// Cases per property in `--deep` runs.
+const DEEP_CASES: &str = "1024";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "lint" => lint(),
+        "test" => test(rest.iter().any(|a| a == "--deep")),
+        "bench" => bench(rest),
+        "deny" => deny(),
+        "ci" => lint().and_then(|()| test(false)),
+        _ => {
+            eprintln!("usage: cargo xtask <lint | test [--deep] | bench [--compare] | deny | ci>");
+            return if cmd == "help" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn root() -> PathBuf {
+    // xtask/ lives directly under the workspace root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result {
+    eprintln!("$ {}", describe(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", describe(&cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", describe(&cmd)))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+fn lint() -> Result {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(clippy)?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(doc)?;
+    deny()
+}
+
+fn deny() -> Result {
+    let installed = cargo()
+        .args(["deny", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        let mut install = cargo();
+        install.args(["install", "--locked", "cargo-deny"]);
+        run(install)?;
+    }
+    // cargo-deny reads the metadata of every platform's dependencies; fetch them first so the
+    // check itself can run offline.
+    let mut fetch = cargo();
+    fetch.args(["fetch", "--quiet"]);
+    run(fetch)?;
+    let mut check = cargo();
+    check.args(["deny", "--offline", "check", "bans", "licenses", "sources"]);
+    run(check)
+}
+
+fn test(deep: bool) -> Result {
+    let mut t = cargo();
+    t.args(["test", "--workspace"]);
+    t.env("PROPTEST_CASES", if deep { DEEP_CASES } else { CI_CASES });
+    if deep {
+        t.env("STORE_DEEP", "1");
+    }
+    run(t)
+}
+
+fn bench(rest: &[String]) -> Result {
+    let compare = rest.iter().any(|a| a == "--compare");
+    let passthrough: Vec<&String> = rest.iter().skip_while(|a| *a != "--").skip(1).collect();
+    if compare {
+        let mut c = cargo();
+        c.args([
+            "run",
+            "--release",
+            "--manifest-path",
+            "benches/compare/Cargo.toml",
+            "--",
+        ]);
+        c.args(&passthrough);
+        // Share the workspace's target directory so common dependencies build once.
+        c.env("CARGO_TARGET_DIR", root().join("target").join("compare"));
+        return run(c);
+    }
+    let mut b = cargo();
+    b.args(["bench", "-p", "store-benches", "--"]);
+    b.args(&passthrough);
+    run(b)
+}
