@@ -1,0 +1,1 @@
+//! MultiCommitter and Staged: commit sessions across stores with idempotency keys and crash recovery.
