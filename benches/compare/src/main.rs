@@ -28,6 +28,17 @@ struct Workload {
     ops: usize,
 }
 
+impl Workload {
+    /// The same workload with `k` times the operations per batch (in-memory stores are so
+    /// fast that the disk-sized batches would be too short to time well).
+    fn scaled(self, k: usize) -> Workload {
+        Workload {
+            ops: self.ops * k,
+            ..self
+        }
+    }
+}
+
 const PUT_1K: Workload = Workload {
     name: "put 1 KiB",
     ops: 2000,
@@ -211,6 +222,18 @@ fn main() {
     ];
     rt.block_on(async {
         if "memory".contains(&filter) || filter.is_empty() {
+            let all: Vec<Workload> = all
+                .iter()
+                .map(|w| {
+                    w.scaled(if w.ops < 100 {
+                        40
+                    } else if w.ops < 1000 {
+                        4
+                    } else {
+                        5
+                    })
+                })
+                .collect();
             let ours = Ours::new("store MemoryStore", store_memory::MemoryStore::new());
             let os = ObjStore::new(
                 "object_store InMemory",

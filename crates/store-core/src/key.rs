@@ -89,39 +89,56 @@ impl Key {
     }
 }
 
-/// Why a key is refused, or `Ok`.
+/// Why a key is refused, or `Ok`. One pass over the bytes: every call of every backend
+/// validates its key, so this is on the hot path.
 fn validate(key: &str) -> std::result::Result<(), &'static str> {
-    if key.is_empty() {
-        return Err("key is empty");
+    let bytes = key.as_bytes();
+    match bytes {
+        [] => return Err("key is empty"),
+        _ if bytes.len() > MAX_KEY_LEN => return Err("key is longer than 1024 bytes"),
+        [b'/', ..] => return Err("key starts with '/'"),
+        [.., b'/'] => return Err("key ends with '/'"),
+        _ => {}
     }
-    if key.len() > MAX_KEY_LEN {
-        return Err("key is longer than 1024 bytes");
-    }
-    if key.starts_with('/') {
-        return Err("key starts with '/'");
-    }
-    if key.ends_with('/') {
-        return Err("key ends with '/'");
-    }
-    if let Some(c) = key.chars().find(|c| c.is_control()) {
-        return Err(if c == '\0' {
-            "key contains a NUL character"
-        } else {
-            "key contains a control character"
-        });
-    }
-    if key.contains('\\') {
-        return Err("key contains a backslash");
-    }
-    for segment in key.split('/') {
-        match segment {
-            "" => return Err("key has an empty segment ('//')"),
-            "." => return Err("key has a '.' segment"),
-            ".." => return Err("key has a '..' segment"),
+    let mut segment_start = 0;
+    let mut control = None;
+    let mut backslash = false;
+    let mut segment_error = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            0 => control = control.or(Some("key contains a NUL character")),
+            // C0 controls and DEL are single bytes; C1 controls (U+0080..=U+009F) are
+            // encoded as 0xC2 0x80..=0x9F.
+            0x01..=0x1F | 0x7F => control = control.or(Some("key contains a control character")),
+            0x80..=0x9F if i > 0 && bytes[i - 1] == 0xC2 => {
+                control = control.or(Some("key contains a control character"))
+            }
+            b'\\' => backslash = true,
+            b'/' => {
+                segment_error = segment_error.or(check_segment(&bytes[segment_start..i]));
+                segment_start = i + 1;
+            }
             _ => {}
         }
     }
-    Ok(())
+    segment_error = segment_error.or(check_segment(&bytes[segment_start..]));
+    // The order of precedence is fixed so each key gets one stable reason.
+    if let Some(reason) = control {
+        return Err(reason);
+    }
+    if backslash {
+        return Err("key contains a backslash");
+    }
+    segment_error.map_or(Ok(()), Err)
+}
+
+fn check_segment(segment: &[u8]) -> Option<&'static str> {
+    match segment {
+        b"" => Some("key has an empty segment ('//')"),
+        b"." => Some("key has a '.' segment"),
+        b".." => Some("key has a '..' segment"),
+        _ => None,
+    }
 }
 
 impl fmt::Display for Key {
@@ -179,6 +196,56 @@ impl From<Key> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The rules written the obvious way, to check the single-pass validator against.
+    fn reference(key: &str) -> std::result::Result<(), &'static str> {
+        if key.is_empty() {
+            return Err("key is empty");
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err("key is longer than 1024 bytes");
+        }
+        if key.starts_with('/') {
+            return Err("key starts with '/'");
+        }
+        if key.ends_with('/') {
+            return Err("key ends with '/'");
+        }
+        if let Some(c) = key.chars().find(|c| c.is_control()) {
+            return Err(if c == '\0' {
+                "key contains a NUL character"
+            } else {
+                "key contains a control character"
+            });
+        }
+        if key.contains('\\') {
+            return Err("key contains a backslash");
+        }
+        for segment in key.split('/') {
+            match segment {
+                "" => return Err("key has an empty segment ('//')"),
+                "." => return Err("key has a '.' segment"),
+                ".." => return Err("key has a '..' segment"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn single_pass_validation_agrees_with_the_reference(
+            key in "([a./\\\\\u{0}\u{1f}\u{7f}\u{80}\u{9f}\u{a0}é€😀]|\\.\\.|//){0,12}"
+        ) {
+            prop_assert_eq!(validate(&key), reference(&key), "key {:?}", key);
+        }
+
+        #[test]
+        fn arbitrary_strings_agree_with_the_reference(key in any::<String>()) {
+            prop_assert_eq!(validate(&key), reference(&key), "key {:?}", key);
+        }
+    }
 
     fn reason(s: &str) -> String {
         match Key::new(s) {
