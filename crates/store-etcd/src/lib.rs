@@ -1,0 +1,1 @@
+//! EtcdRecords and EtcdStore: records and objects on a real etcd cluster.
