@@ -120,6 +120,9 @@ fn deny() -> Result {
     run(check)
 }
 
+/// Servers some crates test against: (script name, opt-out variable).
+const SERVICES: &[(&str, &str)] = &[("etcd", "STORE_SKIP_ETCD"), ("seaweedfs", "STORE_SKIP_S3")];
+
 fn test(deep: bool) -> Result {
     let mut t = cargo();
     t.args(["test", "--workspace"]);
@@ -127,7 +130,47 @@ fn test(deep: bool) -> Result {
     if deep {
         t.env("STORE_DEEP", "1");
     }
-    run(t)
+    let started = start_services(&mut t)?;
+    let result = run(t);
+    for svc in started {
+        let mut stop = Command::new("bash");
+        stop.arg(root().join("scripts").join(format!("{svc}.sh")))
+            .arg("stop")
+            .current_dir(root());
+        if let Err(e) = run(stop) {
+            eprintln!("warning: {e}");
+        }
+    }
+    result
+}
+
+/// Starts each service whose script exists (unless its opt-out variable is set) and passes
+/// the endpoints its script reports to the test command. Returns the services started.
+fn start_services(t: &mut Command) -> Result<Vec<&'static str>> {
+    let mut started = Vec::new();
+    for &(svc, opt_out) in SERVICES {
+        let script = root().join("scripts").join(format!("{svc}.sh"));
+        if !script.exists() {
+            continue;
+        }
+        if env::var_os(opt_out).is_some_and(|v| v == "1") {
+            eprintln!("{opt_out}=1: not starting {svc}; its tests will say they are skipped");
+            continue;
+        }
+        let mut start = Command::new("bash");
+        start.arg(&script).arg("start").current_dir(root());
+        run(start).map_err(|e| format!("{e}\n(set {opt_out}=1 to run without {svc})"))?;
+        started.push(svc);
+        let env_file = root().join("target").join("services").join(svc).join("env");
+        let text = std::fs::read_to_string(&env_file).map_err(|e| format!("{}: {e}", env_file.display()))?;
+        for line in text.lines() {
+            let line = line.trim().trim_start_matches("export ").trim();
+            if let Some((k, v)) = line.split_once('=') {
+                t.env(k.trim(), v.trim().trim_matches('"').trim_matches('\''));
+            }
+        }
+    }
+    Ok(started)
 }
 
 fn bench(rest: &[String]) -> Result {
