@@ -127,15 +127,15 @@ impl GetOptions {
     /// Checks the conditions against the current version, in the order HTTP does
     /// (`if_match` first). Backends call this so that every backend answers alike.
     pub fn check(&self, key: &Key, current: &Version) -> Result<()> {
-        if let Some(want) = &self.if_match {
-            if want != current {
-                return Err(Error::Conflict {
-                    op: "get",
-                    key: key.to_string(),
-                    expected: Some(want.clone()),
-                    actual: Some(current.clone()),
-                });
-            }
+        if let Some(want) = &self.if_match
+            && want != current
+        {
+            return Err(Error::Conflict {
+                op: "get",
+                key: key.to_string(),
+                expected: Some(want.clone()),
+                actual: Some(current.clone()),
+            });
         }
         if self.if_none_match.as_ref() == Some(current) {
             return Err(Error::NotModified {

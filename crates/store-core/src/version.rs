@@ -40,10 +40,8 @@ impl Version {
         let canonical_number = !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_digit())
             && (text == "0" || !text.starts_with('0'));
-        if canonical_number {
-            if let Ok(n) = text.parse::<u64>() {
-                return Version(Repr::Number(n));
-            }
+        if canonical_number && let Ok(n) = text.parse::<u64>() {
+            return Version(Repr::Number(n));
         }
         Version(Repr::Text(Arc::from(text)))
     }

@@ -241,15 +241,15 @@ impl Backend for MemoryStore {
                     key: key.to_string(),
                 });
             };
-            if let Some(expected) = &opts.if_match {
-                if !version_matches(expected, existing.version) {
-                    return Err(Error::Conflict {
-                        op: "delete",
-                        key: key.to_string(),
-                        expected: Some(expected.clone()),
-                        actual: Some(Version::from(existing.version)),
-                    });
-                }
+            if let Some(expected) = &opts.if_match
+                && !version_matches(expected, existing.version)
+            {
+                return Err(Error::Conflict {
+                    op: "delete",
+                    key: key.to_string(),
+                    expected: Some(expected.clone()),
+                    actual: Some(Version::from(existing.version)),
+                });
             }
             map.remove(key);
             self.must_wake()

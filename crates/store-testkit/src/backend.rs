@@ -1043,10 +1043,10 @@ async fn run_model(b: &dyn Backend, prefix: &str, ops: Vec<Op>) -> Result<(), St
                         model.insert(k, (Bytes::from(data.clone()), v));
                     }
                     (Err(kind), Err(e)) if e.kind() == kind => {
-                        if let (Error::AlreadyExists { version, .. }, Some(cur)) = (&e, &current) {
-                            if version != cur {
-                                fail!("AlreadyExists carries {version}, current is {cur}");
-                            }
+                        if let (Error::AlreadyExists { version, .. }, Some(cur)) = (&e, &current)
+                            && version != cur
+                        {
+                            fail!("AlreadyExists carries {version}, current is {cur}");
                         }
                     }
                     (want, got) => fail!("expected {want:?}, got {:?}", got.map(|m| m.version)),
