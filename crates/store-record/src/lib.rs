@@ -1,1 +1,135 @@
-//! Records: a RecordStore with TTL, compare-and-swap, watch and glob listing over any Backend.
+//! Records: a [`RecordStore`] with TTL, compare-and-swap, watch and glob listing over any
+//! [`Backend`].
+//!
+//! A *record* is a small versioned value with an optional expiry: a lease, a leader marker,
+//! a configuration entry, a session. [`Records<B>`] stores each record as one object of any
+//! backend — memory, a local directory, a fan-out, a replica — so it gets that backend's
+//! durability and sharing, and adds what records need on top:
+//!
+//! - **versions** for optimistic concurrency: `cas_by_version` writes only if nobody wrote
+//!   since you read;
+//! - **expiry**: a record past its `expires_at` is absent for *every* operation;
+//! - **watch**: `wait_for_version_change` sleeps until a record changes, is deleted or
+//!   expires;
+//! - **glob listing**: `list_keys("logs/2026-*")`.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use futures::TryStreamExt;
+//! use store_core::{Error, Key, Record, RecordStore};
+//! use store_memory::MemoryStore;
+//! use store_record::Records;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let records = Records::new(MemoryStore::new());
+//! let key = Key::new("config/feature-x")?;
+//!
+//! // create refuses to overwrite, and says which version is there.
+//! let v1 = records.create(Record::new(key.clone(), "on")).await?;
+//! match records.create(Record::new(key.clone(), "off")).await {
+//!     Err(Error::AlreadyExists { version, .. }) => assert_eq!(version, v1),
+//!     other => panic!("{other:?}"),
+//! }
+//!
+//! // Compare-and-swap: only from the version you read.
+//! let current = records.get(&key).await?;
+//! let updated = records.cas_by_version(current.clone().with_version(v1.clone())).await?;
+//! assert!(records.cas_by_version(current).await.unwrap_err().is_conflict());
+//!
+//! // A record that has expired is gone for every operation.
+//! let lease = Key::new("leases/worker-1")?;
+//! let past = SystemTime::now() - Duration::from_secs(1);
+//! records.put(Record::new(lease.clone(), "held").with_expiry(past)).await?;
+//! assert!(records.get(&lease).await.unwrap_err().is_not_found());
+//!
+//! // Glob listing; the literal prefix "config/" is pushed down to the backend's list.
+//! let keys: Vec<Key> = records.list_keys("config/*").await?.try_collect().await?;
+//! assert_eq!(keys, [key.clone()]);
+//!
+//! // The version already differs from v1, so this returns at once.
+//! assert_eq!(records.wait_for_version_change(&key, &v1).await?, updated.version);
+//! # Ok::<(), Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Watching a record
+//!
+//! `wait_for_version_change(key, version)` returns the new version as soon as the stored
+//! one differs from `version` — at once if it already does. It fails with `NotFound` if the
+//! key is absent, or is deleted or expires while waiting. It uses the backend's
+//! [`watch`](Backend::watch), so a backend with native change notification (such as
+//! `MemoryStore`) wakes every waiter the moment a change lands, with no polling; while the
+//! watched record has an expiry, the waiter also wakes at that instant (a tokio timer, so
+//! the runtime needs its time driver enabled). Cancel a wait by dropping its future (e.g.
+//! with `tokio::time::timeout`); nothing is left behind.
+//!
+//! ```
+//! # use store_core::{Key, Record, RecordStore};
+//! # use store_memory::MemoryStore;
+//! # use store_record::Records;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let records = Records::new(MemoryStore::new());
+//! let key = Key::new("leader")?;
+//! let v1 = records.put(Record::new(key.clone(), "node-a")).await?.version;
+//!
+//! let waiter = tokio::spawn({
+//!     let (records, key, v1) = (records.clone(), key.clone(), v1.clone());
+//!     async move { records.wait_for_version_change(&key, &v1).await }
+//! });
+//! let v2 = records.put(Record::new(key.clone(), "node-b")).await?.version;
+//! assert_eq!(waiter.await.unwrap()?, v2);
+//! # Ok::<(), store_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Expiry
+//!
+//! Expiry is decided by a [`Clock`] — the system clock unless [`RecordsBuilder::clock`] sets
+//! another, such as a [`ManualClock`] in tests. An expired record stays in the backend until
+//! something removes it: any operation that meets it deletes it, [`Records::purge_expired`]
+//! sweeps the whole store, and [`Records::spawn_reaper`] does that periodically. Purging uses
+//! `delete_if(version)`, so a record renewed in the meantime is never removed, and `create`
+//! over an expired record replaces it with `PutMode::Update(expired version)` rather than
+//! delete-then-create, so a racing renewal cannot be clobbered either.
+//!
+//! # Glob patterns
+//!
+//! `list_keys` matches whole keys against a glob (compiled by the `globset` crate): `?` one
+//! character; `*` any run of characters, **including `/`**; `**` the same; `[abc]`, `[a-z]`,
+//! `[!x]` classes; `{a,b}` alternatives; `\` escapes the next character. An invalid pattern
+//! is `InvalidPattern` naming it. The pattern's literal prefix (everything before the first
+//! metacharacter) becomes the backend listing's prefix, so `logs/2026-*` reads only the keys
+//! under `logs/2026-`. Keys come in ascending order; expired records are left out.
+//!
+//! # Stored format
+//!
+//! Each object holds a binary envelope: a magic byte, a format version, flags, the expiry
+//! (8 bytes, nanoseconds since the Unix epoch) if there is one, then the value. An object
+//! that is not such an envelope — foreign data, an unknown format version, a truncated
+//! header — is reported as `Corrupt` naming the key, never a panic.
+//!
+//! # Differences from the Go `Storage` this ports
+//!
+//! - `get_many` returns one `Option<Record>` per requested key, aligned with the input,
+//!   instead of silently skipping missing keys.
+//! - `create` fails with `AlreadyExists` carrying the existing *version* (read it with `get`
+//!   if you need the value); `put_many` returns the new versions.
+//! - Globs follow `globset` rather than `gobwas/glob`: `*` crosses `/` (as with `gobwas`
+//!   without separators) and a pattern must match the whole key.
+//! - Expired records are absent for every operation, including `create` (which succeeds
+//!   over them), `delete` (`NotFound`) and waiting (`NotFound` at the expiry instant).
+//! - `cas_by_version` is linearised at its read: a record that expires in the microseconds
+//!   between the version check and the conditional write is still replaced.
+
+mod clock;
+mod envelope;
+mod pattern;
+mod reaper;
+mod records;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use reaper::Reaper;
+pub use records::{Records, RecordsBuilder};
+
+#[doc(no_inline)]
+pub use store_core::{Backend, Record, RecordStore};

@@ -32,6 +32,14 @@
 //! To run only some checks (say, while developing), pass a subset of [`backend::CHECKS`] to
 //! [`backend::run_checks`].
 //!
+//! [`records::run_all`] does the same for a [`RecordStore`](store_core::RecordStore)
+//! (`store-record`'s `Records`, or a store on a distributed engine): create/get/put/cas/
+//! delete semantics and the errors that name the key, `get_many` alignment, versions that
+//! never repeat, expired records absent for every operation (with a one-second real expiry,
+//! since a clock cannot be injected through the trait), waits that return at once, wake on
+//! put/cas/delete/expiry and cancel cleanly, glob listing, exactly one winner among racing
+//! `cas_by_version` and `create` calls, and a model-based property test.
+//!
 //! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations —
 //! the tool for testing combinators (fan-out, replicas) against failing backends.
 //! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.
@@ -39,5 +47,6 @@
 pub mod backend;
 mod faulty;
 pub mod prop;
+pub mod records;
 
 pub use faulty::{Fault, FaultOp, Faulty, Rule};

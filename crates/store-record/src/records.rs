@@ -1,0 +1,458 @@
+//! `Records<B>`: the `RecordStore` over any backend.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use store_core::{
+    Backend, BackendExt, Body, ByteRange, Error, GetOptions, Key, ListOptions, PutMode, PutOptions, Record,
+    RecordStore, Result, Version,
+};
+
+use crate::clock::{Clock, SystemClock};
+use crate::envelope::{self, Envelope};
+use crate::pattern::Pattern;
+
+/// How often a `create` or `delete` starts over because another writer changed the key
+/// between its read and its conditional write, before giving up with `Contention`.
+const MAX_ATTEMPTS: u32 = 1_000;
+
+/// Bytes to read to learn a record's expiry without its value (header + expiry).
+const HEADER_PREFIX: u64 = 11;
+
+/// A [`RecordStore`] over any [`Backend`]: versioned values with expiry, compare-and-swap,
+/// watch and glob listing.
+///
+/// Each record is one backend object, so the record's version *is* the object's version:
+/// `cas_by_version` is `PutMode::Update(version)`, `create` is `PutMode::Create`, and
+/// `wait_for_version_change` is the backend's `watch`. The object holds a small binary
+/// envelope (format version, optional expiry, value).
+///
+/// Cheap to clone: clones share the backend and the clock.
+pub struct Records<B> {
+    inner: Arc<Inner<B>>,
+}
+
+struct Inner<B> {
+    backend: B,
+    clock: Arc<dyn Clock>,
+}
+
+/// Configures a [`Records`]: see [`Records::builder`].
+pub struct RecordsBuilder<B> {
+    backend: B,
+    clock: Arc<dyn Clock>,
+}
+
+impl<B: Backend> RecordsBuilder<B> {
+    /// Decides expiry with `clock` instead of the system clock (tests use a
+    /// [`ManualClock`](crate::ManualClock)).
+    ///
+    /// Waiting for an expiry (in `wait_for_version_change`) still sleeps in real time, for
+    /// as long as `clock` says is left.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> Records<B> {
+        Records {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                clock: self.clock,
+            }),
+        }
+    }
+}
+
+/// What is stored at a key, as far as records are concerned.
+pub(crate) enum Current {
+    Absent,
+    /// Present in the backend but past its expiry: absent for every operation, and due to be
+    /// purged with `delete_if(version)`.
+    Expired(Version),
+    Live(Record),
+}
+
+impl<B: Backend> Records<B> {
+    /// Records over `backend`, with expiry by the system clock.
+    pub fn new(backend: B) -> Self {
+        Self::builder(backend).build()
+    }
+
+    /// A builder, to set the clock.
+    pub fn builder(backend: B) -> RecordsBuilder<B> {
+        RecordsBuilder {
+            backend,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The backend underneath.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// The time by this store's clock.
+    pub fn now(&self) -> SystemTime {
+        self.inner.clock.now()
+    }
+
+    /// Reads the record at `key`.
+    async fn read(&self, key: &Key) -> Result<Current> {
+        let obj = match self.inner.backend.get(key, GetOptions::default()).await {
+            Ok(obj) => obj,
+            Err(e) if e.is_not_found() => return Ok(Current::Absent),
+            Err(e) => return Err(e),
+        };
+        let version = obj.meta.version;
+        let data = match obj.body {
+            // The common case, without another state machine around it.
+            Body::Bytes(data) => data,
+            body => match body.bytes().await {
+                Ok(data) => data,
+                Err(e) if e.is_not_found() => return Ok(Current::Absent),
+                Err(e) => return Err(e),
+            },
+        };
+        let Envelope { expires_at, value } = envelope::decode(key, data)?;
+        if expires_at.is_some_and(|t| t <= self.now()) {
+            return Ok(Current::Expired(version));
+        }
+        Ok(Current::Live(Record {
+            key: key.clone(),
+            value,
+            version,
+            expires_at,
+        }))
+    }
+
+    /// Reads only the envelope header of `key`: its version and whether it has expired.
+    /// `None` if absent.
+    pub(crate) async fn read_expiry(&self, key: &Key) -> Result<Option<(Version, bool)>> {
+        let opts = GetOptions::default().with_range(ByteRange::from(0..HEADER_PREFIX));
+        let obj = match self.inner.backend.get(key, opts).await {
+            Ok(obj) => obj,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let version = obj.meta.version.clone();
+        let head = match obj.bytes().await {
+            Ok(head) => head,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let env = envelope::decode(key, head)?;
+        Ok(Some((version, env.is_expired_at(self.now()))))
+    }
+
+    /// Removes an expired record, unless it was renewed (its version changed) meanwhile.
+    /// Returns whether it removed it. Failures are logged, not returned: purging is
+    /// housekeeping, and the record is absent for every operation either way.
+    ///
+    /// Boxed: it is the cold path of every operation, and keeping its state out of their
+    /// futures keeps the hot path small.
+    pub(crate) fn purge<'a>(&'a self, key: &'a Key, version: Version) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            match self.inner.backend.delete_if(key, version.clone()).await {
+                Ok(()) => {
+                    tracing::debug!(key = %key, version = %version, "purged expired record");
+                    true
+                }
+                Err(e) if e.is_not_found() || e.is_conflict() => false,
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "could not purge expired record");
+                    false
+                }
+            }
+        })
+    }
+
+    /// The live record at `key`, purging it if it has expired.
+    async fn live(&self, key: &Key) -> Result<Option<Record>> {
+        match self.read(key).await? {
+            Current::Live(r) => Ok(Some(r)),
+            Current::Expired(v) => {
+                self.purge(key, v).await;
+                Ok(None)
+            }
+            Current::Absent => Ok(None),
+        }
+    }
+
+    /// Lists the keys from `opts` whose records have not expired.
+    pub(crate) fn list_live(
+        &self,
+        opts: ListOptions,
+        pattern: Option<Arc<Pattern>>,
+    ) -> BoxStream<'static, Result<Key>> {
+        let this = self.clone();
+        self.inner
+            .backend
+            .list(opts)
+            .try_filter_map(move |meta| {
+                let this = this.clone();
+                let wanted = pattern.as_ref().is_none_or(|p| p.is_match(meta.key.as_str()));
+                async move {
+                    if !wanted {
+                        return Ok(None);
+                    }
+                    Ok(match this.read_expiry(&meta.key).await? {
+                        Some((_, false)) => Some(meta.key),
+                        Some((version, true)) => {
+                            this.purge(&meta.key, version).await;
+                            None
+                        }
+                        None => None,
+                    })
+                }
+            })
+            .boxed()
+    }
+}
+
+impl<B> Clone for Records<B> {
+    fn clone(&self) -> Self {
+        Records {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for Records<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Records")
+            .field("backend", &self.inner.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for RecordsBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordsBuilder")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+fn not_found(op: &'static str, key: &Key) -> Error {
+    Error::NotFound {
+        op,
+        key: key.to_string(),
+    }
+}
+
+/// Renames the operation in a backend's condition error to the record operation that
+/// caused it, so messages say `cas_by_version "k"`, not `put "k"`.
+fn retag(op: &'static str, e: Error) -> Error {
+    match e {
+        Error::NotFound { key, .. } => Error::NotFound { op, key },
+        Error::AlreadyExists { key, version, .. } => Error::AlreadyExists { op, key, version },
+        Error::Conflict {
+            key,
+            expected,
+            actual,
+            ..
+        } => Error::Conflict {
+            op,
+            key,
+            expected,
+            actual,
+        },
+        other => other,
+    }
+}
+
+fn contention(op: &'static str, key: &Key) -> Error {
+    Error::Contention {
+        op,
+        key: key.to_string(),
+        attempts: MAX_ATTEMPTS,
+    }
+}
+
+#[async_trait]
+impl<B: Backend> RecordStore for Records<B> {
+    async fn create(&self, record: Record) -> Result<Version> {
+        const OP: &str = "create";
+        let key = &record.key;
+        let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
+        let mut mode = PutMode::Create;
+        for _ in 0..MAX_ATTEMPTS {
+            match self
+                .inner
+                .backend
+                .put(key, data.clone(), PutOptions::from(mode))
+                .await
+            {
+                Ok(meta) => {
+                    tracing::trace!(key = %key, version = %meta.version, "record created");
+                    return Ok(meta.version);
+                }
+                // Create found an object, or the expired object we meant to replace changed.
+                Err(e) if e.is_already_exists() || e.is_conflict() || e.is_not_found() => {}
+                Err(e) => return Err(retag(OP, e)),
+            }
+            mode = match self.read(key).await? {
+                Current::Live(existing) => {
+                    return Err(Error::AlreadyExists {
+                        op: OP,
+                        key: key.to_string(),
+                        version: existing.version,
+                    });
+                }
+                // Replace the expired object only if it is still the same one: a delete
+                // followed by a create could clobber a renewal that lands in between.
+                Current::Expired(version) => PutMode::Update(version),
+                Current::Absent => PutMode::Create,
+            };
+        }
+        Err(contention(OP, key))
+    }
+
+    async fn get(&self, key: &Key) -> Result<Record> {
+        match self.read(key).await? {
+            Current::Live(r) => Ok(r),
+            Current::Expired(v) => {
+                self.purge(key, v).await;
+                Err(not_found("get", key))
+            }
+            Current::Absent => Err(not_found("get", key)),
+        }
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
+        futures::future::try_join_all(keys.iter().map(|k| self.live(k))).await
+    }
+
+    async fn put(&self, record: Record) -> Result<Record> {
+        const OP: &str = "put";
+        let data = envelope::encode(OP, &record.key, &record.value, record.expires_at)?;
+        let meta = self
+            .inner
+            .backend
+            .put(&record.key, data, PutOptions::default())
+            .await
+            .map_err(|e| retag(OP, e))?;
+        tracing::trace!(key = %record.key, version = %meta.version, "record put");
+        Ok(Record {
+            version: meta.version,
+            ..record
+        })
+    }
+
+    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+        // One after another, so that of two records with the same key the later one wins.
+        let mut versions = Vec::with_capacity(records.len());
+        for record in records {
+            versions.push(self.put(record).await?.version);
+        }
+        Ok(versions)
+    }
+
+    async fn cas_by_version(&self, record: Record) -> Result<Record> {
+        const OP: &str = "cas_by_version";
+        let key = &record.key;
+        let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
+        // The read decides "absent or expired" (NotFound) versus "another version"
+        // (Conflict); the conditional put then guarantees nobody wrote in between.
+        match self.read(key).await? {
+            Current::Absent => return Err(not_found(OP, key)),
+            Current::Expired(version) => {
+                self.purge(key, version).await;
+                return Err(not_found(OP, key));
+            }
+            Current::Live(current) if current.version != record.version => {
+                return Err(Error::Conflict {
+                    op: OP,
+                    key: key.to_string(),
+                    expected: Some(record.version),
+                    actual: Some(current.version),
+                });
+            }
+            Current::Live(_) => {}
+        }
+        let meta = self
+            .inner
+            .backend
+            .put(key, data, PutOptions::update(record.version.clone()))
+            .await
+            .map_err(|e| retag(OP, e))?;
+        tracing::trace!(key = %key, version = %meta.version, "record swapped");
+        Ok(Record {
+            version: meta.version,
+            ..record
+        })
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        const OP: &str = "delete";
+        for _ in 0..MAX_ATTEMPTS {
+            let version = match self.read(key).await? {
+                Current::Live(r) => r.version,
+                Current::Expired(version) => {
+                    self.purge(key, version).await;
+                    return Err(not_found(OP, key));
+                }
+                Current::Absent => return Err(not_found(OP, key)),
+            };
+            // Conditional, so that the delete removes exactly the live record just read; if
+            // the key changed meanwhile, look again (it may now hold an expired record, which
+            // counts as absent).
+            match self.inner.backend.delete_if(key, version).await {
+                Ok(()) => {
+                    tracing::trace!(key = %key, "record deleted");
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() || e.is_not_found() => continue,
+                Err(e) => return Err(retag(OP, e)),
+            }
+        }
+        Err(contention(OP, key))
+    }
+
+    async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
+        const OP: &str = "wait_for_version_change";
+        loop {
+            let current = match self.read(key).await? {
+                Current::Live(r) => r,
+                Current::Expired(v) => {
+                    self.purge(key, v).await;
+                    return Err(not_found(OP, key));
+                }
+                Current::Absent => return Err(not_found(OP, key)),
+            };
+            if &current.version != version {
+                return Ok(current.version);
+            }
+            // Whatever the watch reports, the loop reads again: the new object may be
+            // absent, expired already, or live with a new version.
+            let changed = self.inner.backend.watch(key, Some(&current.version));
+            match current.expires_at {
+                None => {
+                    changed.await?;
+                }
+                Some(at) => {
+                    let left = at.duration_since(self.now()).unwrap_or_default();
+                    tokio::select! {
+                        r = changed => { r?; }
+                        () = tokio::time::sleep(left) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
+        let pattern = Pattern::new(pattern)?;
+        let opts = match pattern.prefix() {
+            "" => ListOptions::default(),
+            prefix => ListOptions::default().with_prefix(prefix),
+        };
+        Ok(self.list_live(opts, Some(Arc::new(pattern))))
+    }
+}
