@@ -288,9 +288,10 @@ impl Error {
 
 /// Errors from several backends at once, each with the index of the backend that raised it.
 ///
-/// Display shows the first error, then how many more there are:
-/// `"<first> (and 2 more errors)"`; an empty list shows `"no errors"`. `source()` is the
-/// first error. The full list is in [`MultiError::errors`].
+/// Display shows the first error's message, then how many more there are:
+/// `"<first> (and 2 more errors)"`; one error shows just its message, an empty list
+/// `"no errors"`. `source()` is the first error. The full list, with the index of the
+/// backend behind each error, is in [`MultiError::errors`].
 ///
 /// ```
 /// use store_core::{Error, MultiError};
@@ -299,7 +300,8 @@ impl Error {
 ///     (0, Error::Closed { op: "put" }),
 ///     (2, Error::Closed { op: "put" }),
 /// ]);
-/// assert_eq!(e.to_string(), "backend 0: put: closed (and 1 more error)");
+/// assert_eq!(e.to_string(), "put: closed (and 1 more error)");
+/// assert_eq!(e.errors[1].0, 2);
 /// assert_eq!(MultiError::default().to_string(), "no errors");
 /// ```
 #[derive(Debug, Default)]
@@ -329,14 +331,10 @@ impl fmt::Display for MultiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.errors.as_slice() {
             [] => f.write_str("no errors"),
-            [(i, e)] => write!(f, "backend {i}: {e}"),
-            [(i, e), rest @ ..] => {
+            [(_, e)] => write!(f, "{e}"),
+            [(_, e), rest @ ..] => {
                 let n = rest.len();
-                write!(
-                    f,
-                    "backend {i}: {e} (and {n} more error{})",
-                    if n == 1 { "" } else { "s" }
-                )
+                write!(f, "{e} (and {n} more error{})", if n == 1 { "" } else { "s" })
             }
         }
     }
@@ -558,18 +556,18 @@ mod tests {
     #[test]
     fn multi_error_display_and_source() {
         let one = MultiError::new(vec![(1, Error::Closed { op: "put" })]);
-        assert_eq!(one.to_string(), "backend 1: put: closed");
+        assert_eq!(one.to_string(), "put: closed");
         let three = MultiError::new(vec![
             (0, Error::Closed { op: "a" }),
             (1, Error::Closed { op: "b" }),
             (2, Error::Closed { op: "c" }),
         ]);
-        assert_eq!(three.to_string(), "backend 0: a: closed (and 2 more errors)");
+        assert_eq!(three.to_string(), "a: closed (and 2 more errors)");
         assert_eq!(three.source().unwrap().to_string(), "a: closed");
         assert_eq!(three.len(), 3);
         assert!(MultiError::default().source().is_none() && MultiError::default().is_empty());
         let wrapped: Error = three.into();
         assert_eq!(wrapped.kind(), ErrorKind::Multi);
-        assert_eq!(wrapped.to_string(), "backend 0: a: closed (and 2 more errors)");
+        assert_eq!(wrapped.to_string(), "a: closed (and 2 more errors)");
     }
 }

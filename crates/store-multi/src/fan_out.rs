@@ -1,0 +1,165 @@
+//! `MultiWriter`: the fan-out of writes, with per-backend reports.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use store_core::{Backend, Capabilities, Error, Key, PutOptions, Result};
+
+use crate::builder::MultiBuilder;
+use crate::failures::{FailureLog, FailureRecord};
+use crate::locks::KeyLocks;
+use crate::mode::{ReadPolicy, WriteMode};
+use crate::report::WriteReport;
+use crate::writer::FanOutWriter;
+
+/// What a `MultiWriter` and the `Multi` built on it share.
+pub(crate) struct Shared {
+    pub(crate) backends: Vec<Arc<dyn Backend>>,
+    pub(crate) mode: WriteMode,
+    pub(crate) read: ReadPolicy,
+    pub(crate) locks: KeyLocks,
+    pub(crate) failures: FailureLog,
+}
+
+/// Writes the same object to several backends at once.
+///
+/// Every chunk goes to every backend **concurrently** (the same [`Bytes`] shared, never
+/// copied per backend), and the object is committed on every backend on close. The
+/// [`WriteMode`] decides when that counts as a success; the [`WriteReport`] says what
+/// happened on each backend.
+///
+/// ```
+/// use std::sync::Arc;
+/// use store_core::{Backend, BackendExt, Key, PutOptions};
+/// use store_memory::MemoryStore;
+/// use store_multi::{MultiWriter, WriteMode};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> store_core::Result<()> {
+/// let (a, b) = (MemoryStore::new(), MemoryStore::new());
+/// let fan = MultiWriter::builder([Arc::new(a.clone()) as Arc<dyn Backend>, Arc::new(b.clone())])
+///     .mode(WriteMode::All)
+///     .build_writer()?;
+/// let key = Key::new("logs/today")?;
+/// let mut w = fan.writer(&key, PutOptions::default()).await?;
+/// w.write("line 1\n".into()).await?;
+/// w.write("line 2\n".into()).await?;
+/// let report = w.close().await?;
+/// assert_eq!(report.committed(), [0, 1]);
+/// assert_eq!(a.get_bytes(&key).await?, "line 1\nline 2\n");
+/// assert_eq!(b.get_bytes(&key).await?, "line 1\nline 2\n");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MultiWriter {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl MultiWriter {
+    /// A fan-out to `backends` in [`WriteMode::All`] with [`ReadPolicy::InOrder`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `backends` is empty.
+    pub fn new(backends: impl IntoIterator<Item = Arc<dyn Backend>>) -> Result<Self> {
+        MultiBuilder::new(backends).build_writer()
+    }
+
+    /// A builder, to choose the write mode and read policy.
+    pub fn builder(backends: impl IntoIterator<Item = Arc<dyn Backend>>) -> MultiBuilder {
+        MultiBuilder::new(backends)
+    }
+
+    pub(crate) fn from_parts(
+        backends: Vec<Arc<dyn Backend>>,
+        mode: WriteMode,
+        read: ReadPolicy,
+    ) -> Result<Self> {
+        if backends.is_empty() {
+            return Err(Error::invalid_input(
+                "new",
+                None,
+                "a fan-out needs at least one backend",
+            ));
+        }
+        Ok(MultiWriter {
+            shared: Arc::new(Shared {
+                backends,
+                mode,
+                read,
+                locks: KeyLocks::new(),
+                failures: FailureLog::default(),
+            }),
+        })
+    }
+
+    /// The write mode.
+    pub fn mode(&self) -> WriteMode {
+        self.shared.mode
+    }
+
+    /// The read policy (used by [`Multi`](crate::Multi)).
+    pub fn read_policy(&self) -> ReadPolicy {
+        self.shared.read
+    }
+
+    /// The backends, in configuration order (the indices used in reports and errors).
+    pub fn backends(&self) -> &[Arc<dyn Backend>] {
+        &self.shared.backends
+    }
+
+    /// What every backend guarantees (see [`Multi`](crate::Multi)'s `capabilities`).
+    pub fn capabilities(&self) -> Capabilities {
+        let all = self
+            .shared
+            .backends
+            .iter()
+            .map(|b| b.capabilities())
+            .reduce(Capabilities::intersection)
+            .unwrap_or(Capabilities::NONE);
+        // Conditional writes are coordinated by a lock inside this process: another
+        // process writing the same backends is not part of that agreement.
+        Capabilities { shared: false, ..all }
+    }
+
+    /// Opens a writer on every backend at once. `opts.mode` is applied at close, against
+    /// the composite version (see the crate documentation).
+    ///
+    /// # Errors
+    /// If too many backends fail to open a writer for the write mode, a
+    /// [`MultiError`](store_core::MultiError) listing them (the writers that did open are
+    /// aborted).
+    pub async fn writer(&self, key: &Key, opts: PutOptions) -> Result<FanOutWriter> {
+        FanOutWriter::open(Arc::clone(&self.shared), key, opts).await
+    }
+
+    /// Writes `data` as one chunk through [`writer`](Self::writer) and closes it: the same
+    /// failure points and guarantees as a streamed write.
+    pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
+        self.put_once(key, data, opts).await
+    }
+
+    /// `put` without keeping the report in the (dropped) writer.
+    pub(crate) async fn put_once(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
+        let mut w = self.writer(key, opts).await?;
+        w.write(data).await?;
+        w.finish(false).await
+    }
+
+    /// The most recent backend failures that successful writes tolerated (at most
+    /// [`FAILURE_LOG_LEN`](crate::FAILURE_LOG_LEN), oldest first).
+    pub fn recent_failures(&self) -> Vec<FailureRecord> {
+        self.shared.failures.snapshot()
+    }
+}
+
+impl fmt::Debug for MultiWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MultiWriter")
+            .field("backends", &self.shared.backends)
+            .field("mode", &self.shared.mode)
+            .field("read", &self.shared.read)
+            .finish()
+    }
+}
