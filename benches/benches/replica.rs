@@ -1,0 +1,111 @@
+//! Replica: 1 KiB put through one sync MemoryStore plus one async store that takes 5 ms
+//! per write (queue 1024), against the sync store alone. While the queue has room the
+//! async copy must cost the put almost nothing (target: within 1.3× of the store alone).
+//! `replica_sync_only` (the same replica without the async store) separates the cost of
+//! the replica wrapper from the cost of queueing.
+//!
+//! `cargo bench -p store-benches --bench replica -- --warm-up-time 1 --measurement-time 3`
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use store_benches::{key, payload, runtime};
+use store_core::{Backend, Key, PutOptions};
+use store_memory::MemoryStore;
+use store_replica::{Replica, ShutdownToken};
+use store_testkit::{Fault, FaultOp, Faulty, Rule};
+
+/// Puts timed against one replica before a fresh one is built: below the queue length, so
+/// the measurement is of a queue with room (back-pressure is not what this measures).
+const BATCH: u64 = 1000;
+const QUEUE_LEN: usize = 1024;
+
+fn slow_async_replica(shutdown: ShutdownToken) -> Replica {
+    let slow = Faulty::new(MemoryStore::new()).named("slow");
+    slow.inject(Rule::new(FaultOp::Put, Fault::Latency(Duration::from_millis(5))));
+    Replica::builder()
+        .sync_store(MemoryStore::new())
+        .async_store(slow)
+        .queue_len(QUEUE_LEN)
+        .shutdown(shutdown)
+        .build()
+        .expect("replica")
+}
+
+async fn put_batch<B: Backend>(store: &B, keys: &[Key], data: &Bytes) -> Duration {
+    let start = Instant::now();
+    for k in keys {
+        store
+            .put(k, data.clone(), PutOptions::default())
+            .await
+            .expect("put");
+    }
+    start.elapsed()
+}
+
+/// Times `iters` 1 KiB puts into fresh MemoryStores, [`BATCH`] per store.
+async fn memory_alone(iters: u64, keys: &[Key]) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        total += put_batch(&MemoryStore::new(), &keys[..n], &data).await;
+    }
+    total
+}
+
+/// Times `iters` 1 KiB puts into fresh replicas, [`BATCH`] per replica. Each replica is
+/// shut down and its task gone before the next batch starts, so the clean-up of one batch
+/// does not run (on the other core) during the next.
+async fn replica_with_slow_async(iters: u64, keys: &[Key]) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let token = ShutdownToken::new();
+        let replica = slow_async_replica(token.clone());
+        total += put_batch(&replica, &keys[..n], &data).await;
+        token.cancel();
+        while replica.health().async_stores.iter().any(|a| a.running) {
+            tokio::task::yield_now().await;
+        }
+    }
+    total
+}
+
+fn batches(iters: u64) -> impl Iterator<Item = usize> {
+    let full = iters / BATCH;
+    let rest = iters % BATCH;
+    (0..full)
+        .map(|_| BATCH as usize)
+        .chain((rest > 0).then_some(rest as usize))
+}
+
+fn put_with_async_copy(c: &mut Criterion) {
+    let rt = runtime();
+    let keys: Vec<Key> = (0..BATCH).map(|i| key(&format!("bench/{i:04}"))).collect();
+    let mut g = c.benchmark_group("replica");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("put_1KiB/memory_alone", |b| {
+        b.to_async(&rt).iter_custom(|iters| memory_alone(iters, &keys))
+    });
+    g.bench_function("put_1KiB/replica_sync_only", |b| {
+        let keys = &keys;
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let data = payload(1024);
+            let mut total = Duration::ZERO;
+            for n in batches(iters) {
+                let r = Replica::builder().sync_store(MemoryStore::new()).build().unwrap();
+                total += put_batch(&r, &keys[..n], &data).await;
+            }
+            total
+        })
+    });
+    g.bench_function("put_1KiB/sync_memory+async_5ms_queue1024", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| replica_with_slow_async(iters, &keys))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, put_with_async_copy);
+criterion_main!(benches);

@@ -1,0 +1,600 @@
+//! `Replica`: the running object and its `Backend` implementation.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::{BoxFuture, join_all};
+use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
+use parking_lot::Mutex;
+use store_core::{
+    Backend, BufferedWriter, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta,
+    MultiError, Object, ObjectWriter, PutMode, PutOptions, Result, Version,
+};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use crate::builder::ReplicaBuilder;
+use crate::health::Health;
+use crate::merge;
+use crate::queue::{self, Core, Mutation, QueuedOp, Reservation, Signals};
+use crate::resync::{ResyncReport, resync};
+use crate::shutdown::ShutdownToken;
+use crate::stripes::{Stripe, Stripes, foreign};
+
+/// A store that writes to a set of synchronous stores and queues the same writes for a set
+/// of asynchronous ones. See the [crate documentation](crate) for the full story.
+///
+/// Cloning is cheap; clones share the stores, queues and error state. When the last clone
+/// is dropped the background tasks stop and anything still queued is dropped (counted, and
+/// logged) — call [`close`](Replica::close) first to drain the queues.
+#[derive(Clone)]
+pub struct Replica {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sync: Vec<Arc<dyn Backend>>,
+    async_: Vec<Arc<dyn Backend>>,
+    queue_len: usize,
+    core: Arc<Core>,
+    /// One sender per async store.
+    senders: Vec<UnboundedSender<QueuedOp>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Ends the tasks (`closing` after a drain, `dropped` at once).
+    signals: Signals,
+    closed: AtomicBool,
+    /// Per-key order; `close` and `repair` lock every stripe, so they see no write
+    /// half-way between the sync stores and the queues.
+    stripes: Stripes,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.signals.dropped.cancel();
+    }
+}
+
+/// A mutation admitted: its key's stripe lock and the queue capacity it needs. Dropping
+/// it (on error or cancellation) releases both.
+struct Admission<'a> {
+    _order: Option<futures::lock::MutexGuard<'a, ()>>,
+    stripe: &'a Stripe,
+    slots: Reservation<'a>,
+}
+
+impl Replica {
+    /// A replica over `sync` stores (the first is the primary) and `async_` stores, each
+    /// async store with a queue of `queue_len` operations. Needs a tokio runtime when there
+    /// are async stores.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if `sync` is empty, `queue_len` is 0 (or absurdly large), or
+    /// there is no runtime to run the async tasks on.
+    pub fn new(
+        sync: Vec<Arc<dyn Backend>>,
+        async_: Vec<Arc<dyn Backend>>,
+        queue_len: usize,
+    ) -> Result<Replica> {
+        Replica::from_builder(ReplicaBuilder {
+            sync,
+            async_,
+            queue_len,
+            shutdown: None,
+        })
+    }
+
+    /// A [`ReplicaBuilder`].
+    pub fn builder() -> ReplicaBuilder {
+        ReplicaBuilder::new()
+    }
+
+    pub(crate) fn from_builder(b: ReplicaBuilder) -> Result<Replica> {
+        let invalid = |reason: &str| Err(Error::invalid_input("new replica", None, reason));
+        if b.sync.is_empty() {
+            return invalid("a replica needs at least one synchronous store");
+        }
+        if b.queue_len == 0 {
+            return invalid("queue_len must be at least 1");
+        }
+        if b.queue_len > tokio::sync::Semaphore::MAX_PERMITS {
+            return invalid("queue_len is too large");
+        }
+        let runtime = match (b.async_.is_empty(), tokio::runtime::Handle::try_current()) {
+            (true, _) => None,
+            (false, Ok(handle)) => Some(handle),
+            (false, Err(_)) => return invalid("asynchronous stores need a tokio runtime to run on"),
+        };
+        let core = Arc::new(Core::new(b.async_.len(), b.queue_len));
+        let signals = Signals {
+            closing: ShutdownToken::new(),
+            dropped: ShutdownToken::new(),
+            shutdown: b.shutdown.clone(),
+        };
+        let mut senders = Vec::with_capacity(b.async_.len());
+        let mut workers = Vec::with_capacity(b.async_.len());
+        if let Some(rt) = runtime {
+            for (i, store) in b.async_.iter().enumerate() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                senders.push(tx);
+                workers.push(rt.spawn(queue::run(
+                    i,
+                    Arc::clone(store),
+                    Arc::clone(&core),
+                    rx,
+                    signals.clone(),
+                )));
+            }
+        }
+        tracing::debug!(
+            sync = b.sync.len(),
+            async_ = b.async_.len(),
+            queue_len = b.queue_len,
+            "replica started"
+        );
+        Ok(Replica {
+            inner: Arc::new(Inner {
+                sync: b.sync,
+                async_: b.async_,
+                queue_len: b.queue_len,
+                core,
+                senders,
+                workers: Mutex::new(workers),
+                signals,
+                closed: AtomicBool::new(false),
+                stripes: Stripes::new(),
+            }),
+        })
+    }
+
+    /// The synchronous stores; index 0 is the primary.
+    pub fn sync_stores(&self) -> &[Arc<dyn Backend>] {
+        &self.inner.sync
+    }
+
+    /// The asynchronous stores.
+    pub fn async_stores(&self) -> &[Arc<dyn Backend>] {
+        &self.inner.async_
+    }
+
+    /// How many operations each async store may lag behind before puts wait.
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue_len
+    }
+
+    /// A snapshot of the error state and of each async store's lag.
+    pub fn health(&self) -> Health {
+        Health {
+            poisoned: self.inner.core.poisoned(),
+            closed: self.inner.closed.load(Ordering::SeqCst),
+            async_stores: self
+                .inner
+                .core
+                .lanes
+                .iter()
+                .enumerate()
+                .map(|(i, lane)| lane.health(i))
+                .collect(),
+        }
+    }
+
+    /// Waits until every operation queued before this call has reached its async store.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if an async write failed (before or during the wait),
+    /// [`Error::Closed`] after [`close`](Self::close).
+    pub async fn flush(&self) -> Result<()> {
+        self.check("flush")?;
+        let targets = self.inner.core.enqueued();
+        self.inner.core.drained(&targets).await;
+        self.check("flush")
+    }
+
+    /// Stops accepting calls, waits for writes in progress and for every async queue to
+    /// drain, then stops the background tasks and waits for them. Idempotent.
+    ///
+    /// If an async store hangs, so does `close`; cancel the replica's [`ShutdownToken`] to
+    /// stop at once (queued operations are then dropped and reported in [`health`](Self::health)).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if the replica is (or ends up) in its error state: the stores
+    /// may differ and need a [`resync`].
+    pub async fn close(&self) -> Result<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let quiet = self.inner.stripes.lock_all().await;
+        let targets = self.inner.core.enqueued();
+        self.inner.core.drained(&targets).await;
+        // The queues are empty and stay so (every stripe is held): end the tasks.
+        self.inner.signals.closing.cancel();
+        drop(quiet);
+        let workers = std::mem::take(&mut *self.inner.workers.lock());
+        for (i, worker) in workers.into_iter().enumerate() {
+            if let Err(e) = worker.await {
+                tracing::error!(store = i, error = %e, "async replica task failed");
+            }
+        }
+        tracing::debug!("replica closed");
+        match self.inner.core.poisoned() {
+            Some(cause) => Err(Error::Poisoned { cause }),
+            None => Ok(()),
+        }
+    }
+
+    /// Repairs a replica in its error state and leaves it: waits for writes in progress,
+    /// [`resync`]s every other store (the secondary sync stores, then the async stores) from
+    /// the primary, and clears the error. Returns one report per repaired store, secondary
+    /// sync stores first. Calls wait while the repair runs.
+    ///
+    /// Also useful on a healthy replica, to reconcile stores after an outage of which the
+    /// replica knew nothing.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Self::close) or a shutdown (build a fresh replica
+    /// over the stores instead); the first error of a resync (the error state stays).
+    pub async fn repair(&self) -> Result<Vec<ResyncReport>> {
+        let closed = || Error::Closed { op: "repair" };
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(closed());
+        }
+        let _quiet = self.inner.stripes.lock_all().await;
+        let targets = self.inner.core.enqueued();
+        self.inner.core.drained(&targets).await;
+        if self.inner.core.lanes.iter().any(|l| !l.is_running()) {
+            return Err(closed());
+        }
+        let primary = &self.inner.sync[0];
+        let mut reports = Vec::new();
+        for store in self.inner.sync[1..].iter().chain(&self.inner.async_) {
+            reports.push(resync(&**primary, &**store).await?);
+        }
+        self.inner.core.clear_poison();
+        tracing::info!(stores = reports.len(), "replica repaired");
+        Ok(reports)
+    }
+
+    /// The primary, called as `dyn Backend` directly: calling through the `Arc`'s own
+    /// `Backend` impl would box every future twice.
+    fn primary(&self) -> &dyn Backend {
+        &*self.inner.sync[0]
+    }
+
+    /// Fails if the replica is in its error state or closed.
+    fn check(&self, op: &'static str) -> Result<()> {
+        if !self.inner.core.is_poisoned() && !self.inner.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(cause) = self.inner.core.poisoned() {
+            return Err(Error::Poisoned { cause });
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed { op });
+        }
+        Ok(())
+    }
+
+    /// Admits a mutation of `key`: waits for its turn on the key and for room in every async
+    /// queue (back-pressure). Cancel-safe: dropping the future releases whatever it held.
+    async fn admit(&self, op: &'static str, key: &Key) -> Result<Admission<'_>> {
+        if let Some(adm) = self.try_admit(op, key)? {
+            return Ok(adm);
+        }
+        // Boxed so that the common, uncontended path keeps the put future small.
+        Box::pin(self.admit_waiting(op, key)).await
+    }
+
+    /// Ordering matters only when there is more than one store to keep in step.
+    fn needs_order(&self) -> bool {
+        self.inner.sync.len() + self.inner.async_.len() > 1
+    }
+
+    /// The stripe of `key` — or, when no order needs keeping, any stripe (unused, and not
+    /// worth hashing the key for).
+    fn stripe_of(&self, key: &Key) -> &Stripe {
+        if self.needs_order() {
+            self.inner.stripes.get(key)
+        } else {
+            self.inner.stripes.any()
+        }
+    }
+
+    /// The uncontended case of [`admit`](Self::admit), with nothing to wait for.
+    fn try_admit(&self, op: &'static str, key: &Key) -> Result<Option<Admission<'_>>> {
+        self.check(op)?;
+        let stripe = self.stripe_of(key);
+        let order = if self.needs_order() {
+            match stripe.write.try_lock() {
+                Some(guard) => Some(guard),
+                None => return Ok(None),
+            }
+        } else {
+            None
+        };
+        // `close` may have begun meanwhile (it sets `closed`, then takes every stripe).
+        self.check(op)?;
+        match self.inner.core.try_reserve() {
+            Ok(slots) => Ok(Some(Admission {
+                _order: order,
+                stripe,
+                slots,
+            })),
+            Err(false) => Ok(None),
+            Err(true) => Err(self.stopped(op)),
+        }
+    }
+
+    async fn admit_waiting(&self, op: &'static str, key: &Key) -> Result<Admission<'_>> {
+        let stripe = self.stripe_of(key);
+        let order = if self.needs_order() {
+            Some(stripe.write.lock().await)
+        } else {
+            None
+        };
+        self.check(op)?;
+        let Some(slots) = self.inner.core.reserve().await else {
+            return Err(self.stopped(op));
+        };
+        // The replica may have failed while this call waited for room.
+        self.check(op)?;
+        Ok(Admission {
+            _order: order,
+            stripe,
+            slots,
+        })
+    }
+
+    /// The error for a call that found an async task stopped: the error state's cause if
+    /// there is one, else closed.
+    fn stopped(&self, op: &'static str) -> Error {
+        match self.check(op) {
+            Err(e) => e,
+            Ok(()) => Error::Closed { op },
+        }
+    }
+
+    /// Queues `mutation` for every async store, using the capacity `adm` reserved: all
+    /// sends are synchronous, so the operation is queued everywhere or (if a task has
+    /// stopped) the call fails.
+    fn enqueue(&self, op: &'static str, key: &Key, mutation: Mutation, adm: Admission<'_>) -> Result<()> {
+        if self.inner.senders.is_empty() {
+            return Ok(());
+        }
+        let mut failed = false;
+        for (tx, lane) in self.inner.senders.iter().zip(&self.inner.core.lanes) {
+            lane.sending();
+            let queued = QueuedOp {
+                key: key.clone(),
+                mutation: mutation.clone(),
+            };
+            if tx.send(queued).is_err() {
+                lane.unsent();
+                failed = true;
+            }
+        }
+        // The slots now travel with the queued operations.
+        adm.slots.commit();
+        if failed {
+            return Err(self.stopped(op));
+        }
+        Ok(())
+    }
+
+    /// Joins the results of a write to several sync stores: all must succeed.
+    fn all_ok<T>(&self, results: Vec<(usize, Result<T>)>) -> Result<Vec<T>> {
+        let mut oks = Vec::with_capacity(results.len());
+        let mut errors = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok(v) => oks.push(v),
+                Err(e) => errors.push((i, e)),
+            }
+        }
+        match errors.len() {
+            0 => Ok(oks),
+            1 if self.inner.sync.len() == 1 => Err(errors.remove(0).1),
+            _ => Err(MultiError::new(errors).into()),
+        }
+    }
+
+    /// Writes to the sync stores. Overwrites go to all of them at once; a conditional put
+    /// is decided by the primary and then copied to the others unconditionally.
+    async fn put_sync(&self, key: &Key, data: &Bytes, mode: PutMode) -> Result<Vec<Meta>> {
+        let sync = &self.inner.sync;
+        let overwrite = || PutOptions::default();
+        let rest = |from: usize| {
+            join_all(
+                sync.iter()
+                    .enumerate()
+                    .skip(from)
+                    .map(|(i, s)| async move { (i, (**s).put(key, data.clone(), overwrite()).await) }),
+            )
+        };
+        match mode {
+            PutMode::Overwrite => self.all_ok(rest(0).await),
+            mode => {
+                let primary = (*sync[0]).put(key, data.clone(), mode.into()).await?;
+                let mut results = vec![(0, Ok(primary))];
+                results.extend(rest(1).await);
+                self.all_ok(results)
+            }
+        }
+    }
+
+    /// Deletes from the sync stores: the primary first (it decides `if_match` and
+    /// `NotFound`), then the others, for which absent already is fine.
+    async fn delete_sync(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        let sync = &self.inner.sync;
+        (*sync[0]).delete(key, opts).await?;
+        let results = join_all(sync.iter().enumerate().skip(1).map(|(i, s)| async move {
+            match (**s).delete(key, DeleteOptions::default()).await {
+                Err(e) if e.is_not_found() => (i, Ok(())),
+                r => (i, r),
+            }
+        }))
+        .await;
+        let mut all = vec![(0, Ok(()))];
+        all.extend(results);
+        self.all_ok(all).map(drop)
+    }
+
+    /// Asks every sync store at once; see the crate docs ("Versions") for which answer wins.
+    async fn race<T>(
+        &self,
+        key: &Key,
+        reads: Vec<BoxFuture<'_, Result<T>>>,
+        version: fn(&mut T) -> &mut Version,
+    ) -> Result<T> {
+        let stripe = self.inner.stripes.get(key);
+        let mut pending: FuturesUnordered<_> = reads
+            .into_iter()
+            .enumerate()
+            .map(|(i, read)| async move { (i, read.await) })
+            .collect();
+        let mut fallback: Option<(usize, T)> = None;
+        let mut errors: Vec<(usize, Error)> = Vec::new();
+        while let Some((i, result)) = pending.next().await {
+            match result {
+                Ok(found) if i == 0 => return Ok(found),
+                Ok(mut found) => match stripe.vouch(key, i, version(&mut found)) {
+                    Some(primary_version) => {
+                        *version(&mut found) = primary_version;
+                        return Ok(found);
+                    }
+                    None if fallback.is_none() => fallback = Some((i, found)),
+                    None => {}
+                },
+                Err(e) => errors.push((i, e)),
+            }
+        }
+        // The primary failed (or it would have won).
+        if let Some((i, mut found)) = fallback {
+            let v = version(&mut found);
+            *v = foreign(i, v);
+            return Ok(found);
+        }
+        // Every store gave the same verdict (not found, a bad range…): report the primary's.
+        let kind = errors.first().map(|(_, e)| e.kind());
+        if errors.iter().all(|(_, e)| Some(e.kind()) == kind) {
+            let primary = errors.iter().position(|(i, _)| *i == 0).unwrap_or(0);
+            return Err(errors.swap_remove(primary).1);
+        }
+        Err(MultiError::new(errors).into())
+    }
+}
+
+#[async_trait]
+impl Backend for Replica {
+    /// Conditional writes and watch are the primary's; reads and durability hold only as
+    /// far as every sync store provides them.
+    fn capabilities(&self) -> Capabilities {
+        let primary = self.primary().capabilities();
+        let all_sync = self
+            .inner
+            .sync
+            .iter()
+            .map(|s| (**s).capabilities())
+            .fold(primary, Capabilities::intersection);
+        let max_object_size = self
+            .inner
+            .async_
+            .iter()
+            .map(|s| (**s).capabilities())
+            .fold(all_sync, Capabilities::intersection)
+            .max_object_size;
+        Capabilities {
+            create: primary.create,
+            update: primary.update,
+            conditional_delete: primary.conditional_delete,
+            range_reads: all_sync.range_reads,
+            native_watch: primary.native_watch,
+            durable: all_sync.durable,
+            shared: all_sync.shared,
+            max_object_size,
+            ..Capabilities::NONE
+        }
+    }
+
+    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let adm = self.admit("put", key).await?;
+        let meta = if self.inner.sync.len() == 1 {
+            self.primary().put(key, data.clone(), opts).await?
+        } else {
+            adm.stripe.forget(key);
+            // Boxed: this future is large and would otherwise be copied on every put.
+            let mut metas = Box::pin(self.put_sync(key, &data, opts.mode)).await?;
+            adm.stripe
+                .remember(key, metas.iter().map(|m| m.version.clone()).collect());
+            metas.swap_remove(0)
+        };
+        self.enqueue("put", key, Mutation::Put(data), adm)?;
+        tracing::trace!(key = %key, version = %meta.version, "replica put");
+        Ok(meta)
+    }
+
+    async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+        self.check("writer")?;
+        Ok(Box::new(BufferedWriter::new(self.clone(), key.clone(), opts)))
+    }
+
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
+        self.check("get")?;
+        // Conditions name primary versions, which only the primary can check.
+        if self.inner.sync.len() == 1 || opts.if_match.is_some() || opts.if_none_match.is_some() {
+            return self.primary().get(key, opts).await;
+        }
+        let reads = self
+            .inner
+            .sync
+            .iter()
+            .map(|s| (**s).get(key, opts.clone()))
+            .collect();
+        self.race(key, reads, |o: &mut Object| &mut o.meta.version).await
+    }
+
+    async fn head(&self, key: &Key) -> Result<Meta> {
+        self.check("head")?;
+        if self.inner.sync.len() == 1 {
+            return self.primary().head(key).await;
+        }
+        let reads = self.inner.sync.iter().map(|s| (**s).head(key)).collect();
+        self.race(key, reads, |m: &mut Meta| &mut m.version).await
+    }
+
+    async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        let adm = self.admit("delete", key).await?;
+        if self.inner.sync.len() > 1 {
+            adm.stripe.forget(key);
+        }
+        self.delete_sync(key, opts).await?;
+        self.enqueue("delete", key, Mutation::Delete, adm)?;
+        tracing::trace!(key = %key, "replica delete");
+        Ok(())
+    }
+
+    fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
+        if let Err(e) = self.check("list") {
+            return stream::once(async move { Err(e) }).boxed();
+        }
+        if self.inner.sync.len() == 1 {
+            return self.primary().list(opts);
+        }
+        merge::union(self.inner.sync.iter().map(|s| (**s).list(opts.clone())).collect())
+    }
+
+    async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+        self.check("watch")?;
+        self.primary().watch(key, seen).await
+    }
+}
+
+impl fmt::Debug for Replica {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replica")
+            .field("sync", &self.inner.sync)
+            .field("async", &self.inner.async_)
+            .field("queue_len", &self.inner.queue_len)
+            .field("poisoned", &self.inner.core.poisoned().is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,113 @@
+//! Per-key write ordering and the table that lets a secondary sync store answer reads.
+//!
+//! Keys hash onto a fixed set of stripes. A mutation holds its stripe's lock from the sync
+//! writes until it is queued for the async stores, so two writes to the same key reach
+//! every store — sync and async — in the same order. Holding *every* stripe is how `close`
+//! and `repair` exclude mutations.
+//!
+//! The version table maps, for each key last written through this replica, the version
+//! each sync store gave that write. A read answered by a secondary is reported with the
+//! primary's version only if the table vouches for it; see [`Stripe::vouch`].
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use store_core::{Key, Version};
+
+const STRIPES: usize = 64;
+
+#[derive(Debug)]
+pub(crate) struct Stripes {
+    stripes: Box<[Stripe]>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stripe {
+    /// Held across a whole mutation (an async lock: it is held across `.await`). The
+    /// `futures` mutex takes no lock to release when nobody waits, unlike tokio's.
+    pub(crate) write: futures::lock::Mutex<()>,
+    /// Per key: the version of the last replicated write in each sync store (index 0 is
+    /// the primary).
+    versions: Mutex<HashMap<Key, Box<[Version]>>>,
+}
+
+impl Stripes {
+    pub(crate) fn new() -> Self {
+        Stripes {
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+        }
+    }
+
+    /// Locks every stripe: once this returns, no mutation is in progress and none can
+    /// start until the guards are dropped. (For `close` and `repair`.)
+    pub(crate) async fn lock_all(&self) -> Vec<futures::lock::MutexGuard<'_, ()>> {
+        let mut guards = Vec::with_capacity(self.stripes.len());
+        for stripe in &self.stripes {
+            guards.push(stripe.write.lock().await);
+        }
+        guards
+    }
+
+    /// Some stripe, for callers that need none in particular.
+    pub(crate) fn any(&self) -> &Stripe {
+        &self.stripes[0]
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> &Stripe {
+        // FNV-1a: every put hashes its key, and a stripe needs no flood-resistant hash (a
+        // bad spread costs some waiting, never correctness).
+        let h = key.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        &self.stripes[(h % self.stripes.len() as u64) as usize]
+    }
+}
+
+impl Stripe {
+    /// Forgets `key` before a mutation starts, so no read vouches for a secondary while the
+    /// stores may disagree.
+    pub(crate) fn forget(&self, key: &Key) {
+        self.versions.lock().remove(key);
+    }
+
+    /// Records the versions of a mutation that succeeded on every sync store.
+    pub(crate) fn remember(&self, key: &Key, versions: Box<[Version]>) {
+        self.versions.lock().insert(key.clone(), versions);
+    }
+
+    /// The primary's version for the object that sync store `store` returned with `version`,
+    /// if the last replicated write of `key` produced exactly that object there.
+    pub(crate) fn vouch(&self, key: &Key, store: usize, version: &Version) -> Option<Version> {
+        let versions = self.versions.lock();
+        let known = versions.get(key)?;
+        (known.get(store) == Some(version)).then(|| known[0].clone())
+    }
+}
+
+/// The version under which an object is reported when only sync store `store` (not the
+/// primary) vouches for it. The `~replica<i>:` prefix keeps it from ever equalling a primary
+/// version, so a conditional put or get using it fails instead of matching by accident.
+pub(crate) fn foreign(store: usize, version: &Version) -> Version {
+    Version::parse(&format!("~replica{store}:{version}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vouches_only_for_the_remembered_write() {
+        let stripes = Stripes::new();
+        let k = Key::new("k").unwrap();
+        let s = stripes.get(&k);
+        assert!(std::ptr::eq(s, stripes.get(&k)));
+        assert_eq!(s.vouch(&k, 1, &Version::from(7)), None);
+        s.remember(&k, vec![Version::from(3), Version::from(7)].into());
+        assert_eq!(s.vouch(&k, 1, &Version::from(7)), Some(Version::from(3)));
+        assert_eq!(s.vouch(&k, 1, &Version::from(8)), None);
+        assert_eq!(s.vouch(&k, 2, &Version::from(7)), None);
+        s.forget(&k);
+        assert_eq!(s.vouch(&k, 1, &Version::from(7)), None);
+        assert_eq!(foreign(2, &Version::from(5)).to_string(), "~replica2:5");
+    }
+}
