@@ -1,1 +1,97 @@
-//! EtcdRecords and EtcdStore: records and objects on a real etcd cluster.
+//! Records and objects on a real etcd cluster.
+//!
+//! When a program outgrows one machine, its records must live on a distributed engine.
+//! etcd is the standard one for exactly the semantics `store` promises: a cluster-wide
+//! revision counter (versions that never repeat), multi-key transactions (create and
+//! compare-and-swap), leases (expiry) and watches (wake on change). This crate maps the
+//! `store-core` traits onto those primitives directly:
+//!
+//! - [`EtcdRecords`] implements [`RecordStore`](store_core::RecordStore): versions are
+//!   `mod_revision`s, `create` and `cas_by_version` are etcd transactions, expiry is a lease
+//!   (plus an exact expiry in the value, so records vanish on the millisecond),
+//!   `wait_for_version_change` is an etcd watch and `list_keys` reads the range of the
+//!   glob's literal prefix.
+//! - [`EtcdStore`] implements [`Backend`](store_core::Backend) for *small* objects (etcd
+//!   refuses requests over `--max-request-bytes`, 1.5 MiB by default; the store refuses
+//!   objects over [`EtcdOptions::with_max_object_size`] with a clear error first), with
+//!   native watch.
+//!
+//! # Connecting
+//!
+//! [`EtcdOptions`] says where the cluster is, how long to wait, and which key prefix is
+//! yours, so several programs can share one cluster. The connection is shared by clones
+//! and reconnects by itself; reads are retried across a lost connection or a leader
+//! election until the request timeout, and writes fail with an error whose
+//! [`is_retryable()`](store_core::Error::is_retryable) is true (after a lost reply nobody
+//! can know whether a write was applied, so the caller, who can re-read, decides).
+//!
+//! ```
+//! use store_core::{Key, Record, RecordStore};
+//! use store_etcd::{EtcdOptions, EtcdRecords};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> store_core::Result<()> {
+//! # let Some(endpoints) = std::env::var("STORE_ETCD_ENDPOINTS").ok() else {
+//! #     assert!(std::env::var("STORE_SKIP_ETCD").is_ok_and(|v| v == "1"),
+//! #         "set STORE_ETCD_ENDPOINTS (bash scripts/etcd.sh start && eval \"$(bash scripts/etcd.sh env)\") or STORE_SKIP_ETCD=1");
+//! #     eprintln!("skipping: STORE_ETCD_ENDPOINTS is not set");
+//! #     return Ok(());
+//! # };
+//! # let prefix = format!("doctest/{}/", std::process::id());
+//! let records = EtcdRecords::connect(EtcdOptions::from_list(&endpoints).with_key_prefix(prefix)).await?;
+//!
+//! let key = Key::new("config/feature-x")?;
+//! let v1 = records.create(Record::new(key.clone(), "off")).await?;
+//!
+//! // Compare-and-swap: only from the version we read.
+//! let on = records.cas_by_version(Record::new(key.clone(), "on").with_version(v1.clone())).await?;
+//! let lost = records.cas_by_version(Record::new(key.clone(), "lost").with_version(v1)).await;
+//! assert!(lost.unwrap_err().is_conflict());
+//!
+//! // Wait for somebody to change it (here: ourselves, at once).
+//! let waiter = {
+//!     let (records, key, seen) = (records.clone(), key.clone(), on.version.clone());
+//!     tokio::spawn(async move { records.wait_for_version_change(&key, &seen).await })
+//! };
+//! let newer = records.put(Record::new(key.clone(), "auto")).await?;
+//! let woken = waiter.await.expect("waiter panicked")?;
+//! assert!(woken == newer.version || records.get(&key).await?.version == woken);
+//! # records.delete(&key).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Expiry granularity
+//!
+//! A record's `expires_at` is stored to the millisecond and honoured exactly by every
+//! operation (reads compare it with the client's clock; transactions compare it inside
+//! etcd). The physical deletion is etcd's lease, in whole seconds and never early: a record
+//! stays on disk up to about two seconds past its expiry (etcd's minimum lease TTL and the
+//! leader's lease checks), invisible to every operation meanwhile.
+//!
+//! # Testing against etcd
+//!
+//! `scripts/etcd.sh start` (from the repository root) installs etcd from Debian packages if
+//! needed and starts a single node and a three-node cluster on loopback ports;
+//! `eval "$(scripts/etcd.sh env)"` exports `STORE_ETCD_ENDPOINTS` and
+//! `STORE_ETCD_CLUSTER_ENDPOINTS` for the tests. Without them the tests fail with that
+//! advice, unless `STORE_SKIP_ETCD=1` is set, when they skip.
+
+mod connection;
+mod envelope;
+mod error;
+mod listing;
+mod options;
+mod pattern;
+mod records;
+mod store;
+mod watch;
+
+pub use error::EtcdError;
+pub use options::{DEFAULT_MAX_OBJECT_SIZE, ETCD_DEFAULT_MAX_REQUEST_BYTES, EtcdOptions};
+pub use records::EtcdRecords;
+pub use store::EtcdStore;
+
+/// The etcd client this crate uses, for [`EtcdStore::from_client`] and
+/// [`EtcdRecords::from_client`].
+pub use etcd_client;
