@@ -1,0 +1,274 @@
+//! Where a key lives on disk.
+//!
+//! Key `a/b/c` is the regular file `<root>/a/b/c`. Keys may also nest (`a` and `a/b` can
+//! both exist), and a path cannot be a file and a directory at once; so when `a` must
+//! become a directory while it holds an object, the object moves — same inode, same
+//! version, atomically for readers — to `<root>/a/.store-self`:
+//!
+//! 1. under key `a`'s lock, make a temp directory and hard-link the file into it as
+//!    `.store-self`;
+//! 2. swap the temp directory and the file with `renameat2(RENAME_EXCHANGE)` — a reader
+//!    opening `a` sees the file or the directory, and both hold the same object;
+//! 3. unlink the old name (now the temp name).
+//!
+//! A directory never turns back into a file (the `.store-self` stays when `a/b` is
+//! deleted); empty directories are removed after deletes.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, RenameFlags, Stat};
+use rustix::io::Errno;
+use store_core::{Error, Key, Result};
+
+use crate::builder::Durability;
+use crate::confine::{
+    SELF_NAME, dup, foreign_entry, io_error, kind_at, open_dir, read_flags, retry, walk_parent,
+};
+use crate::root::Root;
+use crate::temp::unique_name;
+
+/// How often a path operation retries when a concurrent writer changes the path under it
+/// (a directory created or removed meanwhile) before giving up.
+pub(crate) const RACE_RETRIES: usize = 64;
+
+/// What is at a key's leaf name in its parent directory.
+#[derive(Debug)]
+pub(crate) enum Located {
+    /// Nothing.
+    Absent,
+    /// A regular file: the object.
+    File(Stat),
+    /// A directory (keys below it exist or existed); the object, if any, is its
+    /// `.store-self`.
+    Nested(OwnedFd, Option<Stat>),
+    /// A symlink or special file: not an object, never followed nor replaced.
+    Foreign,
+}
+
+impl Located {
+    /// The stat of the object, if there is one.
+    pub(crate) fn object(&self) -> Option<&Stat> {
+        match self {
+            Located::File(st) => Some(st),
+            Located::Nested(_, st) => st.as_ref(),
+            Located::Absent | Located::Foreign => None,
+        }
+    }
+}
+
+fn is(st: &Stat, ty: FileType) -> bool {
+    FileType::from_raw_mode(st.st_mode as _) == ty
+}
+
+/// Looks at `leaf` in `parent` without following symlinks.
+pub(crate) fn locate(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<Located> {
+    for _ in 0..RACE_RETRIES {
+        let st = match rustix::fs::statat(parent, leaf, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::NOENT) => return Ok(Located::Absent),
+            Err(e) => return Err(e),
+        };
+        if is(&st, FileType::RegularFile) {
+            return Ok(Located::File(st));
+        }
+        if !is(&st, FileType::Directory) {
+            return Ok(Located::Foreign);
+        }
+        let dir = match open_dir(parent, leaf) {
+            Ok(d) => d,
+            // Changed since the stat: look again.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+            Err(e) => return Err(e),
+        };
+        return match rustix::fs::statat(&dir, SELF_NAME, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if is(&st, FileType::RegularFile) => Ok(Located::Nested(dir, Some(st))),
+            Ok(_) => Ok(Located::Foreign),
+            Err(Errno::NOENT) => Ok(Located::Nested(dir, None)),
+            Err(e) => Err(e),
+        };
+    }
+    Err(Errno::AGAIN)
+}
+
+/// The stat of `key`'s object, or `None` if absent (symlinks and special files count as
+/// absent).
+pub(crate) fn stat_object(root: BorrowedFd<'_>, key: &Key) -> rustix::io::Result<Option<Stat>> {
+    let Some(parent) = walk_parent(root, key)? else {
+        return Ok(None);
+    };
+    Ok(locate(parent.as_fd(), key.name())?.object().copied())
+}
+
+/// Opens `key`'s object for reading, with its stat taken from the open descriptor (so
+/// content and version always belong together).
+pub(crate) fn open_object(
+    root: BorrowedFd<'_>,
+    key: &Key,
+) -> rustix::io::Result<Option<(std::fs::File, Stat)>> {
+    let Some(parent) = walk_parent(root, key)? else {
+        return Ok(None);
+    };
+    let open = |dir: BorrowedFd<'_>, name: &str| match retry(|| {
+        rustix::fs::openat(dir, name, read_flags(), Mode::empty())
+    }) {
+        Ok(fd) => Ok(Some(fd)),
+        // Absent, a symlink (O_NOFOLLOW), or a socket.
+        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let Some(fd) = open(parent.as_fd(), key.name())? else {
+        return Ok(None);
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    let (fd, st) = if is(&st, FileType::Directory) {
+        let Some(inner) = open(fd.as_fd(), SELF_NAME)? else {
+            return Ok(None);
+        };
+        let st = rustix::fs::fstat(&inner)?;
+        (inner, st)
+    } else {
+        (fd, st)
+    };
+    if !is(&st, FileType::RegularFile) {
+        return Ok(None);
+    }
+    Ok(Some((std::fs::File::from(fd), st)))
+}
+
+/// Opens (creating as needed) the parent directory of `key` for a write, converting
+/// object files that stand where a directory is needed.
+pub(crate) fn prepare_parent(root: &Root, key: &Key, op: &'static str) -> Result<OwnedFd> {
+    let io = |e| io_error(op, key, e);
+    let segments: Vec<&str> = key.segments().collect();
+    let mut dir = dup(root.fd.as_fd()).map_err(io)?;
+    let mut rel = String::new();
+    for seg in &segments[..segments.len() - 1] {
+        let mut tries = 0;
+        dir = loop {
+            tries += 1;
+            if tries > RACE_RETRIES {
+                return Err(io(Errno::AGAIN));
+            }
+            match open_dir(dir.as_fd(), seg) {
+                Ok(next) => break next,
+                Err(Errno::NOENT) => match rustix::fs::mkdirat(&dir, *seg, Mode::from_raw_mode(0o777)) {
+                    Ok(()) => {
+                        if root.durability == Durability::Full {
+                            root.group.sync(dir.as_fd()).map_err(|e| Error::io(op, key, e))?;
+                        }
+                    }
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io(e)),
+                },
+                Err(Errno::NOTDIR | Errno::LOOP) => match kind_at(dir.as_fd(), seg).map_err(io)? {
+                    Some(FileType::RegularFile) => {
+                        let prefix = if rel.is_empty() {
+                            (*seg).to_owned()
+                        } else {
+                            format!("{rel}/{seg}")
+                        };
+                        let prefix = Key::new(prefix)?;
+                        nest(root, dir.as_fd(), &prefix, op)?;
+                    }
+                    Some(FileType::Directory) | None => {}
+                    Some(_) => {
+                        let at = if rel.is_empty() {
+                            (*seg).to_owned()
+                        } else {
+                            format!("{rel}/{seg}")
+                        };
+                        return Err(foreign_entry(op, key, &at));
+                    }
+                },
+                Err(e) => return Err(io(e)),
+            }
+        };
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(seg);
+    }
+    Ok(dir)
+}
+
+/// Turns the object file `prefix` (in `parent`) into a directory
+/// holding the same file as `.store-self` (see the module docs).
+fn nest(root: &Root, parent: BorrowedFd<'_>, prefix: &Key, op: &'static str) -> Result<()> {
+    let io = |e| io_error(op, prefix, e);
+    let name = prefix.name();
+    let _lock = root.locks.lock(prefix.as_str()).map_err(io)?;
+    if kind_at(parent, name).map_err(io)? != Some(FileType::RegularFile) {
+        return Ok(()); // someone else converted (or removed) it meanwhile
+    }
+    let tmp = unique_name();
+    rustix::fs::mkdirat(parent, &tmp, Mode::from_raw_mode(0o777)).map_err(io)?;
+    let undo = |tdir: Option<&OwnedFd>| {
+        if let Some(tdir) = tdir {
+            let _ = rustix::fs::unlinkat(tdir, SELF_NAME, AtFlags::empty());
+        }
+        let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::REMOVEDIR);
+    };
+    let tdir = match open_dir(parent, &tmp) {
+        Ok(d) => d,
+        Err(e) => {
+            undo(None);
+            return Err(io(e));
+        }
+    };
+    let prepared = retry(|| rustix::fs::flock(&tdir, FlockOperation::LockExclusive))
+        .and_then(|()| rustix::fs::linkat(parent, name, &tdir, SELF_NAME, AtFlags::empty()))
+        .and_then(|()| {
+            if root.durability == Durability::Full {
+                retry(|| rustix::fs::fsync(&tdir))
+            } else {
+                Ok(())
+            }
+        });
+    if let Err(e) = prepared {
+        undo(Some(&tdir));
+        return Err(io(e));
+    }
+    match rustix::fs::renameat_with(parent, &tmp, parent, name, RenameFlags::EXCHANGE) {
+        Ok(()) => {
+            // `tmp` now names the old link of the file; the object lives on in the directory.
+            let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::empty());
+        }
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+            // No RENAME_EXCHANGE on this filesystem: a short window in which readers of
+            // `prefix` see it absent (documented). The data stays linked throughout.
+            let swapped = rustix::fs::unlinkat(parent, name, AtFlags::empty())
+                .and_then(|()| rustix::fs::renameat(parent, &tmp, parent, name));
+            if let Err(e) = swapped {
+                return Err(io(e));
+            }
+        }
+        Err(e) => {
+            undo(Some(&tdir));
+            return Err(io(e));
+        }
+    }
+    if root.durability == Durability::Full {
+        root.group.sync(parent).map_err(|e| Error::io(op, prefix, e))?;
+    }
+    tracing::debug!(key = %prefix, "moved object into {}/{SELF_NAME} to make room for nested keys", prefix);
+    Ok(())
+}
+
+/// Removes the directories of `key` that are now empty, deepest first (best effort; the
+/// root itself is never removed).
+pub(crate) fn remove_empty_dirs(root: BorrowedFd<'_>, key: &Key) {
+    let segments: Vec<&str> = key.segments().collect();
+    let Ok(first) = dup(root) else { return };
+    let mut stack = vec![first];
+    for seg in &segments {
+        match open_dir(stack[stack.len() - 1].as_fd(), seg) {
+            Ok(d) => stack.push(d),
+            Err(_) => break,
+        }
+    }
+    for i in (0..stack.len() - 1).rev() {
+        if rustix::fs::unlinkat(&stack[i], segments[i], AtFlags::REMOVEDIR).is_err() {
+            break;
+        }
+    }
+}
