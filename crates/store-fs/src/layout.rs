@@ -25,7 +25,7 @@ use crate::confine::{
     SELF_NAME, dup, foreign_entry, io_error, kind_at, open_dir, read_flags, retry, walk_parent,
 };
 use crate::root::Root;
-use crate::temp::unique_name;
+use crate::temp::{still_linked, unique_name};
 
 /// How often a path operation retries when a concurrent writer changes the path under it
 /// (a directory created or removed meanwhile) before giving up.
@@ -200,30 +200,40 @@ fn nest(root: &Root, parent: BorrowedFd<'_>, prefix: &Key, op: &'static str) -> 
     if kind_at(parent, name).map_err(io)? != Some(FileType::RegularFile) {
         return Ok(()); // someone else converted (or removed) it meanwhile
     }
-    let tmp = unique_name();
-    rustix::fs::mkdirat(parent, &tmp, Mode::from_raw_mode(0o777)).map_err(io)?;
+    // A fresh, locked temp directory. As with temp files, a sweep may remove the directory
+    // between its creation and our lock; `still_linked` notices and we take another name.
+    let (tmp, tdir) = loop {
+        let tmp = unique_name();
+        rustix::fs::mkdirat(parent, &tmp, Mode::from_raw_mode(0o777)).map_err(io)?;
+        let tdir = match open_dir(parent, &tmp) {
+            Ok(d) => d,
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
+                let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::REMOVEDIR);
+                return Err(io(e));
+            }
+        };
+        if let Err(e) = retry(|| rustix::fs::flock(&tdir, FlockOperation::LockExclusive)) {
+            let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::REMOVEDIR);
+            return Err(io(e));
+        }
+        if still_linked(parent, &tmp, tdir.as_fd()).map_err(io)? {
+            break (tmp, tdir);
+        }
+    };
     let undo = |tdir: Option<&OwnedFd>| {
         if let Some(tdir) = tdir {
             let _ = rustix::fs::unlinkat(tdir, SELF_NAME, AtFlags::empty());
         }
         let _ = rustix::fs::unlinkat(parent, &tmp, AtFlags::REMOVEDIR);
     };
-    let tdir = match open_dir(parent, &tmp) {
-        Ok(d) => d,
-        Err(e) => {
-            undo(None);
-            return Err(io(e));
+    let prepared = rustix::fs::linkat(parent, name, &tdir, SELF_NAME, AtFlags::empty()).and_then(|()| {
+        if root.durability == Durability::Full {
+            retry(|| rustix::fs::fsync(&tdir))
+        } else {
+            Ok(())
         }
-    };
-    let prepared = retry(|| rustix::fs::flock(&tdir, FlockOperation::LockExclusive))
-        .and_then(|()| rustix::fs::linkat(parent, name, &tdir, SELF_NAME, AtFlags::empty()))
-        .and_then(|()| {
-            if root.durability == Durability::Full {
-                retry(|| rustix::fs::fsync(&tdir))
-            } else {
-                Ok(())
-            }
-        });
+    });
     if let Err(e) = prepared {
         undo(Some(&tdir));
         return Err(io(e));

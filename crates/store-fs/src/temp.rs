@@ -7,7 +7,7 @@
 //! filling (locked, left alone). Dropping an armed [`TempFile`] unlinks it.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +30,17 @@ pub(crate) fn unique_name() -> String {
     format!("{TEMP_PREFIX}{:x}-{n:x}-{nanos:x}", std::process::id())
 }
 
+/// Whether `name` in `dir` is still the inode behind `fd`: a temp entry a writer has just
+/// locked may have been removed by a sweep that found it unlocked a moment earlier.
+pub(crate) fn still_linked(dir: BorrowedFd<'_>, name: &str, fd: BorrowedFd<'_>) -> rustix::io::Result<bool> {
+    let ours = rustix::fs::fstat(fd)?;
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(st.st_ino == ours.st_ino && st.st_dev == ours.st_dev),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// A temp file in the directory `dir`.
 #[derive(Debug)]
 pub(crate) struct TempFile {
@@ -45,21 +56,27 @@ impl TempFile {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         loop {
             let name = unique_name();
-            match retry(|| rustix::fs::openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o666))) {
-                Ok(fd) => {
-                    let file = File::from(fd);
-                    let tmp = TempFile {
-                        dir,
-                        name,
-                        file,
-                        armed: true,
-                    };
-                    // Fresh file: never contended, so this cannot block.
-                    retry(|| rustix::fs::flock(&tmp.file, FlockOperation::LockExclusive))?;
-                    return Ok(tmp);
-                }
+            let fd = match retry(|| rustix::fs::openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o666)))
+            {
+                Ok(fd) => fd,
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(e),
+            };
+            // Only a sweep can hold this lock, and only for an instant.
+            if let Err(e) = retry(|| rustix::fs::flock(&fd, FlockOperation::LockExclusive)) {
+                let _ = rustix::fs::unlinkat(&dir, &name, AtFlags::empty());
+                return Err(e);
+            }
+            // Between the create and the lock, a sweep (in any process) may have found the
+            // file unlocked and removed it: then start over, or the write would fill an
+            // unlinked inode and fail at the rename.
+            if still_linked(dir.as_fd(), &name, fd.as_fd())? {
+                return Ok(TempFile {
+                    dir,
+                    name,
+                    file: File::from(fd),
+                    armed: true,
+                });
             }
         }
     }

@@ -223,3 +223,60 @@ async fn sweeping_spares_live_writers() {
     w.close().await.unwrap();
     assert_eq!(other.get_bytes(&key("live/one")).await.unwrap(), "still writing");
 }
+
+/// Regression: a sweep (here from a second store on the same root, as a second process
+/// opening the store would do) must never remove the temp file of a put in progress, not
+/// even in the instant between the temp file's creation and its writer taking the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweeps_never_break_puts_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = FsStore::builder(dir.path())
+        .durability(Durability::None)
+        .open()
+        .await
+        .unwrap();
+    let sweeper = FsStore::builder(dir.path())
+        .durability(Durability::None)
+        .open()
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sweeping = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut sweeps = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sweeper.sweep().await.unwrap();
+                sweeps += 1;
+            }
+            sweeps
+        })
+    };
+    let tasks: Vec<_> = (0..3)
+        .map(|t| {
+            let w = writer.clone();
+            tokio::spawn(async move {
+                for i in 0..400 {
+                    // New nested keys too, which exercises the temp directories of nesting.
+                    let key = Key::new(format!("t{t}/k{}", i % 20)).unwrap();
+                    w.put_bytes(&key, format!("value {i}"))
+                        .await
+                        .unwrap_or_else(|e| panic!("put {key}: {e}"));
+                    if i % 50 == 0 {
+                        let parent = Key::new(format!("n{t}-{i}")).unwrap();
+                        w.put_bytes(&parent, "file first").await.unwrap();
+                        w.put_bytes(&parent.join("child").unwrap(), "then nested")
+                            .await
+                            .unwrap();
+                        assert_eq!(w.get_bytes(&parent).await.unwrap(), "file first");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(sweeping.await.unwrap() > 0);
+}
