@@ -1,1 +1,170 @@
-//! Group and Mutex: CAS read-modify-write, group transactions and a lease mutex over any Backend.
+//! Consistent groups over any [`Backend`](store_core::Backend) with compare-and-swap:
+//! read-modify-write, multi-name transactions and a lease mutex.
+//!
+//! A [`Group`] is a set of named objects — counters, small JSON documents, configuration,
+//! job state — that many tasks and processes update concurrently without losing an update.
+//! It works on every backend of the `store` family (memory, a local directory shared by
+//! several processes, distributed engines), because it needs nothing but the backend
+//! contract: `PutMode::Create`, `PutMode::Update(version)` and `watch`.
+//!
+//! # Read, modify, write
+//!
+//! [`Group::operate`] reads a name (an unknown name reads as empty), calls your function
+//! and writes the result back — only if nobody updated the name meanwhile; otherwise it
+//! reads again and retries, with exponential backoff and jitter, bounded by a
+//! [`RetryPolicy`]. [`Group::operate_json`] does the same on a serde value, starting from
+//! `T::default()`.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use store_consistent::Group;
+//! use store_memory::MemoryStore;
+//!
+//! #[derive(Debug, Default, Serialize, Deserialize)]
+//! struct Stats {
+//!     runs: u64,
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> store_core::Result<()> {
+//! let group = Group::new(MemoryStore::new(), "jobs")?;
+//!
+//! // Eight tasks count to 80 without losing an increment.
+//! let tasks: Vec<_> = (0..8)
+//!     .map(|_| {
+//!         let group = group.clone();
+//!         tokio::spawn(async move {
+//!             for _ in 0..10 {
+//!                 group
+//!                     .operate("counter", |old| {
+//!                         let n: u64 = std::str::from_utf8(old).unwrap_or("0").parse().unwrap_or(0);
+//!                         Ok((n + 1).to_string())
+//!                     })
+//!                     .await?;
+//!             }
+//!             Ok::<_, store_core::Error>(())
+//!         })
+//!     })
+//!     .collect();
+//! for t in tasks {
+//!     t.await.unwrap()?;
+//! }
+//! assert_eq!(group.reader("counter").await?.bytes().await?, "80");
+//!
+//! let stats = group.operate_json("stats", |mut s: Stats| { s.runs += 1; Ok(s) }).await?;
+//! assert_eq!(stats.runs, 1);
+//! assert_eq!(group.list().await?, ["counter", "stats"]);
+//! # Ok(()) }
+//! ```
+//!
+//! For explicit control, [`Group::reader`] returns the content with its *key* (a version
+//! token) and [`Group::writer`]`(name, key)` writes a new content whose [`Writer::close`]
+//! succeeds only if the name still has that key — it fails with
+//! [`Error::Conflict`](store_core::Error::Conflict) otherwise:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> store_core::Result<()> {
+//! # let group = store_consistent::Group::new(store_memory::MemoryStore::new(), "docs")?;
+//! let key = group.reader("readme").await?.key().to_owned(); // "" : absent
+//! let mut first = group.writer("readme", &key).await?;
+//! let mut second = group.writer("readme", &key).await?;
+//! first.write("hello").await?;
+//! second.write("world").await?;
+//! first.close().await?;
+//! assert!(second.close().await.unwrap_err().is_conflict());
+//! # Ok(()) }
+//! ```
+//!
+//! [`Group::operate_stream`] is the streaming form for large contents, and
+//! [`Group::transaction`] reads and writes several names atomically (see its example: a
+//! transfer between two accounts).
+//!
+//! # Mutex
+//!
+//! [`Group::mutex`] gives a [`Mutex`] shared by every process using the group. A holder
+//! keeps a lease, renewed in the background while its [`MutexGuard`] lives; a holder that
+//! crashes is superseded once its lease runs out. Every acquisition carries a fencing token
+//! greater than all earlier ones, waiting is woken by the backend's `watch`, only the holder
+//! can unlock, and dropping the guard unlocks.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> store_core::Result<()> {
+//! # let group = store_consistent::Group::new(store_memory::MemoryStore::new(), "jobs")?;
+//! let mutex = group.mutex("nightly-report")?;
+//! let guard = mutex.lock().await?;
+//! assert_eq!(guard.token(), 1);
+//! assert!(mutex.try_lock().await?.is_none());
+//! guard.unlock().await?;
+//! assert_eq!(mutex.lock().await?.token(), 2);
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//!
+//! A group called `g` keeps, on its backend:
+//!
+//! - `g/.manifest`: the group's state — a serial and the map name → object id — as compact
+//!   JSON. Every update of the group is one compare-and-swap of this object
+//!   (`PutMode::Update(version)`, or `Create` for the first).
+//! - `g/.objects/<id>`: one object per *version* of a name's content, written once with
+//!   `PutMode::Create` and never changed. Ids are `<creation time in ns, hex>-<64 random
+//!   bits, hex>`, unique without coordination; a name's id is its reader key.
+//! - `g/.locks/<hex of the mutex name>`: each mutex's lease, as JSON.
+//!
+//! A write stores the new content as a new object version first, then switches the
+//! manifest to it if the name still has the expected id. A lost compare-and-swap means
+//! some name changed: the writer re-reads the manifest and, if its own name is unchanged,
+//! tries again; otherwise it deletes its object version and reports the conflict. After a
+//! successful switch the replaced version is deleted. A reader that reads the manifest and
+//! then finds its object version gone (replaced meanwhile) re-reads the manifest. So
+//! readers always see a complete, committed content, and a crash at any point leaves the
+//! group consistent — at worst with unreferenced object versions, which [`Group::gc`]
+//! deletes (it spares young ones, which may belong to a writer about to switch; see its
+//! documentation for the grace period).
+//!
+//! Because object versions never change and their ids are never reused, a group handle
+//! remembers the last version of each name it read or wrote (small contents only) and
+//! skips reading it again while the manifest still names it: an uncontended `operate`
+//! costs one manifest read, one object write, one manifest compare-and-swap and one
+//! delete.
+//!
+//! Since every update of a group switches the one manifest, updates of different names of a
+//! group contend with each other (as in the seed): keep unrelated data in different groups.
+//!
+//! # Deviations from the seed
+//!
+//! The seed (`consistent`, built on B2 bucket metadata) is generalised to any backend with
+//! compare-and-swap, one manifest object per group. Beyond it: retries are bounded by a
+//! [`RetryPolicy`] with exponential backoff and jitter and end in
+//! [`Error::Contention`](store_core::Error::Contention) instead of looping forever; a
+//! missing JSON object starts from `T::default()`; multi-name transactions; old versions
+//! and crash leftovers are cleaned up ([`Group::gc`]); the mutex has leases, fencing tokens,
+//! wake-on-change and holder-only unlock (the seed polls every second and lets anyone clear
+//! a lock).
+//!
+//! # Clocks
+//!
+//! Mutex leases and the `gc` grace period use wall-clock time. Processes on different
+//! machines need clocks that agree to well within the lease length (and the grace period).
+
+mod cache;
+mod gc;
+mod group;
+mod lease;
+mod manifest;
+mod mutex;
+mod operate;
+mod reader;
+mod retry;
+mod transaction;
+mod writer;
+
+pub use gc::{DEFAULT_GC_GRACE, GcReport};
+pub use group::{Group, MAX_NAME_LEN};
+pub use mutex::{DEFAULT_LEASE, MIN_LEASE, Mutex, MutexGuard};
+pub use reader::Reader;
+pub use retry::RetryPolicy;
+pub use transaction::Transaction;
+pub use writer::Writer;

@@ -1,0 +1,311 @@
+//! `Group`: a set of named objects whose updates are ordered by one manifest.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use store_core::{
+    Backend, BackendExt, Body, DeleteOptions, Error, GetOptions, Key, PutMode, PutOptions, Result, Version,
+};
+
+use crate::cache::VersionCache;
+use crate::manifest::{Manifest, Snapshot, new_object_id};
+use crate::reader::Reader;
+use crate::retry::RetryPolicy;
+use crate::writer::Writer;
+
+/// The longest name of an object or mutex in a group, in bytes.
+pub const MAX_NAME_LEN: usize = 512;
+
+/// A collection of named objects on one [`Backend`] that can be updated consistently.
+///
+/// Every update of every name switches the group's manifest with a compare-and-swap, so
+/// the objects of a group contend with each other for updates (as in the seed); that is
+/// the price of atomic multi-name [`transaction`](Group::transaction)s. Use several groups
+/// for unrelated data.
+///
+/// Cloning is cheap (a shared handle). See the [crate documentation](crate) for the
+/// layout on the backend and the guarantees.
+#[derive(Clone)]
+pub struct Group {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What the handles of one group share.
+pub(crate) struct Shared {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) name: String,
+    pub(crate) manifest_key: Key,
+    pub(crate) objects_prefix: String,
+    pub(crate) locks_prefix: String,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) cache: Arc<VersionCache>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("name", &self.shared.name)
+            .field("backend", &self.shared.backend)
+            .field("retry", &self.shared.retry)
+            .finish()
+    }
+}
+
+impl Group {
+    /// A group called `name` on `backend`. `name` must be a valid [`Key`]: the group's
+    /// objects live under `<name>/` (see the [crate documentation](crate)). Creating a
+    /// handle does no I/O; an absent group reads as empty.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if `name` is not a valid key.
+    pub fn new(backend: impl Backend, name: &str) -> Result<Group> {
+        let root = Key::new(name)?;
+        Ok(Group {
+            shared: Arc::new(Shared {
+                backend: Arc::new(backend),
+                manifest_key: root.join(".manifest")?,
+                objects_prefix: format!("{root}/.objects/"),
+                locks_prefix: format!("{root}/.locks/"),
+                name: root.to_string(),
+                retry: RetryPolicy::default(),
+                cache: Arc::default(),
+            }),
+        })
+    }
+
+    /// This group with another [`RetryPolicy`] (other handles keep theirs).
+    pub fn with_retry_policy(self, retry: RetryPolicy) -> Group {
+        let s = &self.shared;
+        Group {
+            shared: Arc::new(Shared {
+                backend: s.backend.clone(),
+                name: s.name.clone(),
+                manifest_key: s.manifest_key.clone(),
+                objects_prefix: s.objects_prefix.clone(),
+                locks_prefix: s.locks_prefix.clone(),
+                retry,
+                cache: s.cache.clone(),
+            }),
+        }
+    }
+
+    /// The group's name (its key prefix on the backend).
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The retry policy of this handle.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.shared.retry
+    }
+
+    /// The backend the group lives on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.shared.backend
+    }
+
+    /// The current content of `name` and its key (the version token to pass to
+    /// [`Group::writer`]). An unknown name reads as empty, with an empty key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or overlong name; [`Error::Corrupt`] for a
+    /// damaged manifest; backend errors.
+    pub async fn reader(&self, name: &str) -> Result<Reader> {
+        Ok(self.read(name, "read").await?.1)
+    }
+
+    /// Prepares a write of `name` that will succeed only if `name` still has `key` (from a
+    /// [`Reader`]; the empty key means "absent"). Nothing is visible until
+    /// [`Writer::close`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or overlong name; backend errors.
+    pub async fn writer(&self, name: &str, key: &str) -> Result<Writer> {
+        self.check_name("write", name)?;
+        Writer::open(self.clone(), name, key, None).await
+    }
+
+    /// The names in the group, in ascending order.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged manifest; backend errors.
+    pub async fn list(&self) -> Result<Vec<String>> {
+        Ok(self.load().await?.manifest.objects.into_keys().collect())
+    }
+
+    /// Reads the manifest and the current object of `name` from it, reloading when the
+    /// object was replaced (and deleted) between the two reads.
+    pub(crate) async fn read(&self, name: &str, op: &'static str) -> Result<(Snapshot, Reader)> {
+        self.check_name(op, name)?;
+        let mut attempts = self.shared.retry.start();
+        loop {
+            let snap = self.load().await?;
+            let Some(id) = snap.id(name).cloned() else {
+                return Ok((snap, Reader::empty(name)));
+            };
+            if let Some(content) = self.shared.cache.get(name, &id) {
+                return Ok((snap, Reader::new(name, id, Body::Bytes(content))));
+            }
+            match self
+                .shared
+                .backend
+                .get(&self.object_key(&id)?, GetOptions::default())
+                .await
+            {
+                Ok(obj) => return Ok((snap, Reader::new(name, id, obj.body))),
+                // Replaced meanwhile: its successor is in a newer manifest.
+                Err(e) if e.is_not_found() => attempts.conflicted(op, &self.display(name)).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the manifest (an absent manifest is an empty group).
+    pub(crate) async fn load(&self) -> Result<Snapshot> {
+        let key = &self.shared.manifest_key;
+        match self.shared.backend.get(key, GetOptions::default()).await {
+            Ok(obj) => {
+                let version = obj.meta.version.clone();
+                let data = obj.bytes().await?;
+                Ok(Snapshot {
+                    manifest: Manifest::decode(key, &data)?,
+                    version: Some(version),
+                })
+            }
+            Err(e) if e.is_not_found() => Ok(Snapshot::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores `data` as a new object version and returns its id. Nothing refers to it yet.
+    pub(crate) async fn put_object(&self, data: Bytes) -> Result<String> {
+        let id = new_object_id();
+        self.shared
+            .backend
+            .put(&self.object_key(&id)?, data, PutOptions::create())
+            .await?;
+        Ok(id)
+    }
+
+    /// Deletes an object version, ignoring failures: whatever is left is garbage that
+    /// [`Group::gc`] collects.
+    pub(crate) async fn discard(&self, id: &str) {
+        let Ok(key) = self.object_key(id) else { return };
+        if let Err(e) = self.shared.backend.delete(&key, DeleteOptions::default()).await
+            && !e.is_not_found()
+        {
+            tracing::debug!(group = %self.shared.name, %key, error = %e, "could not delete an object version");
+        }
+    }
+
+    /// Switches the manifest: checks that every name of `expect` still has the expected id
+    /// (`None` = absent) — [`Error::Conflict`] naming the first that does not — then sets
+    /// each name of `set` (`None` removes it) with one compare-and-swap. A lost CAS means
+    /// some name changed: re-read and check again, bounded by the retry policy. After the
+    /// switch, the replaced object versions are deleted. `hint` is a snapshot the caller
+    /// already has, tried first.
+    pub(crate) async fn switch(
+        &self,
+        op: &'static str,
+        expect: &BTreeMap<String, Option<String>>,
+        set: &BTreeMap<String, Option<String>>,
+        mut hint: Option<Snapshot>,
+    ) -> Result<()> {
+        let backend = &self.shared.backend;
+        let key = &self.shared.manifest_key;
+        let mut attempts = self.shared.retry.start();
+        loop {
+            let snap = match hint.take() {
+                Some(s) => s,
+                None => self.load().await?,
+            };
+            for (name, want) in expect {
+                let have = snap.id(name);
+                if have != want.as_ref() {
+                    return Err(Error::Conflict {
+                        op,
+                        key: self.display(name),
+                        expected: want.as_deref().map(Version::parse),
+                        actual: have.map(|id| Version::parse(id)),
+                    });
+                }
+            }
+            let Snapshot {
+                manifest: mut next,
+                version,
+            } = snap;
+            next.serial += 1;
+            let mut replaced = Vec::new();
+            for (name, id) in set {
+                let old = match id {
+                    Some(id) => next.objects.insert(name.clone(), id.clone()),
+                    None => next.objects.remove(name),
+                };
+                replaced.extend(old);
+            }
+            let mode = match version {
+                Some(v) => PutMode::Update(v),
+                None => PutMode::Create,
+            };
+            match backend.put(key, next.encode(), mode.into()).await {
+                Ok(_) => {
+                    for id in replaced {
+                        self.discard(&id).await;
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() || e.is_already_exists() || e.is_not_found() => {
+                    attempts.conflicted(op, &self.display_names(set)).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The backend key of an object version.
+    pub(crate) fn object_key(&self, id: &str) -> Result<Key> {
+        Key::new(format!("{}{id}", self.shared.objects_prefix))
+    }
+
+    /// `<group>/<name>`, for messages.
+    pub(crate) fn display(&self, name: &str) -> String {
+        format!("{}/{name}", self.shared.name)
+    }
+
+    fn display_names(&self, set: &BTreeMap<String, Option<String>>) -> String {
+        match set.len() {
+            1 => self.display(set.keys().next().map_or("", String::as_str)),
+            _ => format!(
+                "{}/{{{}}}",
+                self.shared.name,
+                set.keys().cloned().collect::<Vec<_>>().join(",")
+            ),
+        }
+    }
+
+    /// Refuses empty and overlong names.
+    pub(crate) fn check_name(&self, op: &'static str, name: &str) -> Result<()> {
+        let reason = if name.is_empty() {
+            "a name must not be empty".to_owned()
+        } else if name.len() > MAX_NAME_LEN {
+            format!("name {name:?} is longer than {MAX_NAME_LEN} bytes")
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidInput {
+            op,
+            key: Some(self.display(name)),
+            reason,
+        })
+    }
+
+    /// Every object version stored for this group, referenced or not.
+    pub(crate) async fn stored_objects(&self) -> Result<Vec<store_core::Meta>> {
+        self.shared
+            .backend
+            .list_all(store_core::ListOptions::default().with_prefix(self.shared.objects_prefix.clone()))
+            .await
+    }
+}

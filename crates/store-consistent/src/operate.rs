@@ -1,0 +1,126 @@
+//! Read-modify-write loops: `operate`, `operate_json`, `operate_stream`.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use store_core::{Error, Result};
+
+use crate::group::Group;
+use crate::writer::Writer;
+
+impl Group {
+    /// Reads `name` (empty if unknown), computes its new content with `f`, and writes it
+    /// back if nobody updated `name` meanwhile; otherwise starts over. Returns the content
+    /// written.
+    ///
+    /// `f` may run several times, so it should be a pure function of its input. An error
+    /// from `f` aborts without writing. Conflicts are retried under the group's
+    /// [`RetryPolicy`](crate::RetryPolicy).
+    ///
+    /// # Errors
+    /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
+    /// errors.
+    pub async fn operate<F, R>(&self, name: &str, mut f: F) -> Result<Bytes>
+    where
+        F: FnMut(&[u8]) -> Result<R> + Send,
+        R: Into<Bytes>,
+    {
+        let mut attempts = self.shared.retry.start();
+        loop {
+            let (snap, reader) = self.read(name, "operate").await?;
+            let key = reader.key().to_owned();
+            let old = reader.bytes().await?;
+            if !key.is_empty() {
+                self.shared.cache.put(name, &key, &old);
+            }
+            let new: Bytes = f(&old)?.into();
+            match self.write_whole(name, &key, new.clone(), Some(snap)).await {
+                Ok(id) => {
+                    self.shared.cache.put(name, &id, &new);
+                    return Ok(new);
+                }
+                Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// [`operate`](Group::operate) on a JSON value: `f` gets the decoded value
+    /// (`T::default()` if `name` is unknown or empty) and returns the value to store.
+    /// Returns the value written.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming `<group>/<name>` if the stored content is not a `T`;
+    /// otherwise as [`operate`](Group::operate).
+    pub async fn operate_json<T, F>(&self, name: &str, mut f: F) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned + Default + Send,
+        F: FnMut(T) -> Result<T> + Send,
+    {
+        let shown = self.display(name);
+        let mut written = None;
+        self.operate(name, |old| {
+            let value = if old.is_empty() {
+                T::default()
+            } else {
+                serde_json::from_slice(old).map_err(|e| Error::Corrupt {
+                    key: shown.clone(),
+                    reason: format!("not the expected JSON: {e}"),
+                })?
+            };
+            let next = f(value)?;
+            let data = serde_json::to_vec(&next).map_err(|e| {
+                Error::invalid_input(
+                    "operate_json",
+                    None,
+                    format!("{shown}: cannot encode the value: {e}"),
+                )
+            })?;
+            written = Some(next);
+            Ok(data)
+        })
+        .await?;
+        written.ok_or_else(|| {
+            Error::invalid_input("operate_json", None, format!("{shown}: no value was written"))
+        })
+    }
+
+    /// [`operate`](Group::operate) for large content: `f` gets the current content as a
+    /// stream and returns the stream to store, which is written through a [`Writer`]
+    /// chunk by chunk.
+    ///
+    /// The returned stream is read until its end or its first error; an error aborts
+    /// without writing and is returned.
+    ///
+    /// # Errors
+    /// As [`operate`](Group::operate), plus errors from either stream.
+    pub async fn operate_stream<F>(&self, name: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(BoxStream<'static, Result<Bytes>>) -> Result<BoxStream<'static, Result<Bytes>>> + Send,
+    {
+        let mut attempts = self.shared.retry.start();
+        loop {
+            let (snap, reader) = self.read(name, "operate").await?;
+            let (key, body) = reader.into_parts();
+            let mut out = f(body.into_stream())?;
+            let mut writer = Writer::open(self.clone(), name, &key, Some(snap)).await?;
+            while let Some(chunk) = out.next().await {
+                match chunk {
+                    Ok(chunk) => writer.write(chunk).await?,
+                    Err(e) => {
+                        // Dropping would abort too; aborting explicitly waits for clean-up.
+                        let _ = writer.abort().await;
+                        return Err(e);
+                    }
+                }
+            }
+            match writer.close().await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Transactions: several names read at one manifest version and written with one switch.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use store_core::{Error, GetOptions, Result};
+
+use crate::group::Group;
+use crate::manifest::Snapshot;
+
+/// Reads and writes of several names of a [`Group`], applied atomically by
+/// [`Transaction::commit`], from [`Group::begin`] (or inside [`Group::transaction`]).
+///
+/// All reads see the group as it was when the transaction began (one manifest version).
+/// Writes are buffered. Commit stores the written contents as new object versions, then
+/// switches the manifest once — if every name the transaction read or wrote still has the
+/// version it had at the start. Otherwise commit fails with [`Error::Conflict`] and
+/// nothing changes. Dropping a transaction discards it.
+#[derive(Debug)]
+pub struct Transaction {
+    group: Group,
+    snapshot: Snapshot,
+    /// Names read or written, with the id they had in the snapshot.
+    touched: BTreeMap<String, Option<String>>,
+    /// Pending writes (`None`: delete).
+    writes: BTreeMap<String, Option<Bytes>>,
+}
+
+impl Transaction {
+    /// The content of `name` as of the start of the transaction, or as written by it
+    /// earlier; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] if the object was replaced since the transaction began (it can
+    /// no longer commit; [`Group::transaction`] starts over on this error);
+    /// [`Error::InvalidInput`] for a bad name; backend errors.
+    pub async fn get(&mut self, name: &str) -> Result<Option<Bytes>> {
+        self.group.check_name("transaction get", name)?;
+        if let Some(pending) = self.writes.get(name) {
+            return Ok(pending.clone());
+        }
+        let id = self.snapshot.id(name).cloned();
+        self.touched.insert(name.to_owned(), id.clone());
+        let Some(id) = id else { return Ok(None) };
+        let backend = &self.group.shared.backend;
+        match backend
+            .get(&self.group.object_key(&id)?, GetOptions::default())
+            .await
+        {
+            Ok(obj) => Ok(Some(obj.bytes().await?)),
+            Err(e) if e.is_not_found() => Err(Error::Conflict {
+                op: "transaction get",
+                key: self.group.display(name),
+                expected: Some(id.as_str().into()),
+                actual: None,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets `name` to `data` when the transaction commits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or overlong name.
+    pub fn put(&mut self, name: &str, data: impl Into<Bytes>) -> Result<()> {
+        self.stage(name, Some(data.into()))
+    }
+
+    /// Removes `name` from the group when the transaction commits.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an empty or overlong name.
+    pub fn delete(&mut self, name: &str) -> Result<()> {
+        self.stage(name, None)
+    }
+
+    fn stage(&mut self, name: &str, data: Option<Bytes>) -> Result<()> {
+        self.group.check_name("transaction put", name)?;
+        let id = self.snapshot.id(name).cloned();
+        self.touched.entry(name.to_owned()).or_insert(id);
+        self.writes.insert(name.to_owned(), data);
+        Ok(())
+    }
+
+    /// The names of the group as of the start of the transaction, with its own puts and
+    /// deletes applied.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: std::collections::BTreeSet<String> =
+            self.snapshot.manifest.objects.keys().cloned().collect();
+        for (name, data) in &self.writes {
+            if data.is_some() {
+                names.insert(name.clone());
+            } else {
+                names.remove(name);
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// Applies every write at once.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] (nothing changed, the new objects are deleted) if a name the
+    /// transaction read or wrote was updated since it began; [`Error::Contention`] if
+    /// updates of other names kept winning; backend errors.
+    pub async fn commit(self) -> Result<()> {
+        if self.writes.is_empty() {
+            // Every read came from one manifest version: already consistent.
+            return Ok(());
+        }
+        let group = &self.group;
+        let mut set = BTreeMap::new();
+        let mut created = Vec::new();
+        let mut result = Ok(());
+        for (name, data) in self.writes {
+            match data {
+                None => {
+                    set.insert(name, None);
+                }
+                Some(data) => match group.put_object(data).await {
+                    Ok(id) => {
+                        created.push(id.clone());
+                        set.insert(name, Some(id));
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            }
+        }
+        if result.is_ok() {
+            result = group
+                .switch("commit", &self.touched, &set, Some(self.snapshot))
+                .await;
+        }
+        if result.is_err() {
+            for id in created {
+                group.discard(&id).await;
+            }
+        }
+        result
+    }
+}
+
+impl Group {
+    /// Starts a [`Transaction`] at the group's current state.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a damaged manifest; backend errors.
+    pub async fn begin(&self) -> Result<Transaction> {
+        Ok(Transaction {
+            group: self.clone(),
+            snapshot: self.load().await?,
+            touched: BTreeMap::new(),
+            writes: BTreeMap::new(),
+        })
+    }
+
+    /// Runs `f` in a [`Transaction`] and commits it, starting over (with a fresh
+    /// transaction) on conflict, under the group's [`RetryPolicy`](crate::RetryPolicy).
+    /// Returns what `f` returned in the attempt that committed.
+    ///
+    /// `f` may run several times. An error from `f` aborts without writing — except
+    /// [`Error::Conflict`] (which [`Transaction::get`] returns when the transaction is
+    /// stale), which starts over.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> store_core::Result<()> {
+    /// use store_consistent::Group;
+    /// use store_core::Error;
+    ///
+    /// let bank = Group::new(store_memory::MemoryStore::new(), "bank")?;
+    /// bank.operate("alice", |_| Ok("100")).await?;
+    /// // Move 30 from alice to bob, atomically.
+    /// bank.transaction(|tx| Box::pin(async move {
+    ///     let balance = |b: Option<bytes::Bytes>| -> u64 {
+    ///         b.and_then(|b| std::str::from_utf8(&b).ok()?.parse().ok()).unwrap_or(0)
+    ///     };
+    ///     let alice = balance(tx.get("alice").await?);
+    ///     let bob = balance(tx.get("bob").await?);
+    ///     if alice < 30 {
+    ///         return Err(Error::invalid_input("transfer", None, "insufficient funds"));
+    ///     }
+    ///     tx.put("alice", (alice - 30).to_string())?;
+    ///     tx.put("bob", (bob + 30).to_string())?;
+    ///     Ok(())
+    /// })).await?;
+    /// assert_eq!(bank.reader("bob").await?.bytes().await?, "30");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
+    /// errors.
+    pub async fn transaction<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'t> FnMut(&'t mut Transaction) -> BoxFuture<'t, Result<T>> + Send,
+    {
+        let mut attempts = self.shared.retry.start();
+        loop {
+            let mut tx = self.begin().await?;
+            let outcome = match f(&mut tx).await {
+                Ok(value) => tx.commit().await.map(|()| value),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is_conflict() => attempts.conflicted("transaction", self.name()).await?,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

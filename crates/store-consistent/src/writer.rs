@@ -1,0 +1,118 @@
+//! `Writer`: a conditional update of one name, committed by a manifest switch.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use store_core::{ObjectWriter, PutOptions, Result};
+
+use crate::group::Group;
+use crate::manifest::{Snapshot, new_object_id};
+
+/// A pending update of one name of a [`Group`], from
+/// [`Group::writer`](crate::Group::writer).
+///
+/// Chunks go to a new object version that nothing refers to yet; [`Writer::close`] then
+/// switches the group's manifest to it if — and only if — the name still has the key the
+/// writer was opened with. Dropping the writer (or [`Writer::abort`]) discards everything.
+#[derive(Debug)]
+pub struct Writer {
+    group: Group,
+    name: String,
+    expected: Option<String>,
+    id: String,
+    inner: Box<dyn ObjectWriter>,
+    hint: Option<Snapshot>,
+}
+
+impl Writer {
+    pub(crate) async fn open(group: Group, name: &str, key: &str, hint: Option<Snapshot>) -> Result<Writer> {
+        let id = new_object_id();
+        let inner = group
+            .shared
+            .backend
+            .writer(&group.object_key(&id)?, PutOptions::create())
+            .await?;
+        Ok(Writer {
+            name: name.to_owned(),
+            expected: (!key.is_empty()).then(|| key.to_owned()),
+            id,
+            inner,
+            hint,
+            group,
+        })
+    }
+
+    /// The name being written.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Appends a chunk.
+    ///
+    /// # Errors
+    /// The backend's writer errors.
+    pub async fn write(&mut self, chunk: impl Into<Bytes>) -> Result<()> {
+        self.inner.write(chunk.into()).await
+    }
+
+    /// Commits: the name now holds what was written, and the new key is returned.
+    ///
+    /// A concurrent update of *another* name of the group is retried internally (bounded
+    /// by the group's [`RetryPolicy`](crate::RetryPolicy), then [`Error::Contention`](store_core::Error::Contention)).
+    /// The replaced version is deleted.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`](store_core::Error::Conflict) if the name no longer has the key this writer was opened with
+    /// (nothing is changed and the written data is deleted); backend errors.
+    pub async fn close(self) -> Result<String> {
+        let Writer {
+            group,
+            name,
+            expected,
+            id,
+            inner,
+            hint,
+        } = self;
+        inner.close().await?;
+        let expect = BTreeMap::from([(name.clone(), expected)]);
+        let set = BTreeMap::from([(name, Some(id.clone()))]);
+        match group.switch("close", &expect, &set, hint).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                group.discard(&id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Discards the write.
+    ///
+    /// # Errors
+    /// The backend's abort errors.
+    pub async fn abort(self) -> Result<()> {
+        self.inner.abort().await
+    }
+}
+
+impl Group {
+    /// Writes a whole new content for `name` if it still has `key`; the building block of
+    /// `operate`. Returns the new key.
+    pub(crate) async fn write_whole(
+        &self,
+        name: &str,
+        key: &str,
+        data: Bytes,
+        hint: Option<Snapshot>,
+    ) -> Result<String> {
+        let id = self.put_object(data).await?;
+        let expect = BTreeMap::from([(name.to_owned(), (!key.is_empty()).then(|| key.to_owned()))]);
+        let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
+        match self.switch("operate", &expect, &set, hint).await {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.discard(&id).await;
+                Err(e)
+            }
+        }
+    }
+}

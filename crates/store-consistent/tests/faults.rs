@@ -1,0 +1,90 @@
+//! Backend failures at the worst moments leave a group consistent and clean (or cleanable).
+
+use std::time::Duration;
+
+use store_consistent::{GcReport, Group};
+use store_core::{BackendExt, Key};
+use store_memory::MemoryStore;
+use store_testkit::{Fault, FaultOp, Faulty, Rule};
+
+fn setup() -> (MemoryStore, Faulty<MemoryStore>, Group) {
+    let store = MemoryStore::new();
+    let faulty = Faulty::new(store.clone());
+    let group = Group::new(faulty.clone(), "g").unwrap();
+    (store, faulty, group)
+}
+
+async fn stored_versions(store: &MemoryStore) -> usize {
+    store.list_keys("g/.objects/").await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_failed_manifest_switch_changes_nothing_and_leaves_no_orphan() {
+    let (store, faulty, g) = setup();
+    g.operate("n", |_| Ok("1")).await.unwrap();
+    faulty.inject(
+        Rule::new(FaultOp::Put, Fault::Fail)
+            .for_key(&Key::new("g/.manifest").unwrap())
+            .times(1),
+    );
+    let err = g.operate("n", |_| Ok("2")).await.unwrap_err();
+    assert!(!err.is_conflict(), "a backend failure is reported as such: {err}");
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "1");
+    assert_eq!(
+        stored_versions(&store).await,
+        1,
+        "the unused new version is deleted"
+    );
+    // The fault is gone: the next update works.
+    g.operate("n", |_| Ok("3")).await.unwrap();
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "3");
+}
+
+#[tokio::test]
+async fn a_replaced_version_that_cannot_be_deleted_is_left_to_gc() {
+    let (store, faulty, g) = setup();
+    g.operate("n", |_| Ok("1")).await.unwrap();
+    faulty.inject(Rule::new(FaultOp::Delete, Fault::Fail).times(1));
+    // The update itself succeeds: deleting the old version is best effort.
+    g.operate("n", |_| Ok("2")).await.unwrap();
+    assert_eq!(stored_versions(&store).await, 2);
+    assert_eq!(
+        g.gc(Duration::ZERO).await.unwrap(),
+        GcReport {
+            live: 1,
+            recent: 0,
+            deleted: 1
+        }
+    );
+    assert_eq!(stored_versions(&store).await, 1);
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_that_cannot_renew_knows_it_lost_the_lease() {
+    let (_, faulty, g) = setup();
+    let m = g.mutex("m").unwrap().with_lease(Duration::from_millis(100));
+    let guard = m.lock().await.unwrap();
+    // Every renewal fails from now on, so the lease runs out (were the renewals to
+    // succeed, the guard would never report a loss and the timeout would fail the test).
+    faulty.inject(Rule::new(FaultOp::Put, Fault::Fail));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !guard.is_lost() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the guard notices that its lease is gone");
+    faulty.release();
+    let next = tokio::time::timeout(Duration::from_secs(30), m.lock())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.token(), guard.token() + 1);
+    assert!(
+        guard.unlock().await.unwrap_err().is_conflict(),
+        "the old holder cannot unlock"
+    );
+    assert!(!next.is_lost());
+    next.unlock().await.unwrap();
+}

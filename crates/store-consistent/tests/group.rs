@@ -1,0 +1,287 @@
+//! Readers, writers, operate, list and gc of a `Group`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use store_consistent::{DEFAULT_GC_GRACE, GcReport, Group, RetryPolicy};
+use store_core::{Backend, BackendExt, Error, ErrorKind, Key};
+use store_memory::MemoryStore;
+
+fn setup() -> (MemoryStore, Group) {
+    let store = MemoryStore::new();
+    let group = Group::new(store.clone(), "app/state").unwrap();
+    (store, group)
+}
+
+async fn objects(store: &MemoryStore) -> Vec<Key> {
+    store.list_keys("app/state/.objects/").await.unwrap()
+}
+
+async fn content(g: &Group, name: &str) -> Bytes {
+    g.reader(name).await.unwrap().bytes().await.unwrap()
+}
+
+#[tokio::test]
+async fn unknown_names_read_as_empty_with_an_empty_key() {
+    let (store, g) = setup();
+    let r = g.reader("nothing").await.unwrap();
+    assert_eq!((r.name(), r.key(), r.exists()), ("nothing", "", false));
+    assert_eq!(r.bytes().await.unwrap(), "");
+    assert!(g.list().await.unwrap().is_empty());
+    assert!(store.is_empty(), "reading creates nothing");
+}
+
+#[tokio::test]
+async fn of_two_writers_from_one_key_the_first_close_wins() {
+    let (store, g) = setup();
+    g.operate("doc", |_| Ok("v1")).await.unwrap();
+    let key = g.reader("doc").await.unwrap().key().to_owned();
+    assert!(!key.is_empty());
+
+    let mut first = g.writer("doc", &key).await.unwrap();
+    let mut second = g.writer("doc", &key).await.unwrap();
+    first.write("v2 from ").await.unwrap();
+    first.write("first").await.unwrap();
+    second.write("v2 from second").await.unwrap();
+    let new_key = first.close().await.unwrap();
+    let err = second.close().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert!(err.to_string().contains("app/state/doc"), "{err}");
+
+    let r = g.reader("doc").await.unwrap();
+    assert_eq!(r.key(), new_key);
+    assert_ne!(new_key, key);
+    assert_eq!(r.bytes().await.unwrap(), "v2 from first");
+    // The loser's object and the replaced version are both gone.
+    assert_eq!(objects(&store).await.len(), 1, "{:?}", objects(&store).await);
+}
+
+#[tokio::test]
+async fn creating_with_the_empty_key_conflicts_if_the_name_exists() {
+    let (store, g) = setup();
+    let mut a = g.writer("new", "").await.unwrap();
+    let mut b = g.writer("new", "").await.unwrap();
+    a.write("a").await.unwrap();
+    b.write("b").await.unwrap();
+    a.close().await.unwrap();
+    assert!(b.close().await.unwrap_err().is_conflict());
+    assert_eq!(content(&g, "new").await, "a");
+    assert_eq!(objects(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_update_of_another_name_does_not_fail_a_writer() {
+    let (_, g) = setup();
+    g.operate("a", |_| Ok("a1")).await.unwrap();
+    let key = g.reader("a").await.unwrap().key().to_owned();
+    let mut w = g.writer("a", &key).await.unwrap();
+    w.write("a2").await.unwrap();
+    // The manifest moves on under the writer…
+    g.operate("b", |_| Ok("b1")).await.unwrap();
+    g.operate("c", |_| Ok("c1")).await.unwrap();
+    // …but `a` did not change, so the close is retried internally and succeeds.
+    w.close().await.unwrap();
+    assert_eq!(content(&g, "a").await, "a2");
+    assert_eq!(content(&g, "b").await, "b1");
+    assert_eq!(g.list().await.unwrap(), ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn dropped_and_aborted_writers_change_nothing() {
+    let (store, g) = setup();
+    let mut w = g.writer("x", "").await.unwrap();
+    w.write("never").await.unwrap();
+    drop(w);
+    let mut w = g.writer("x", "").await.unwrap();
+    w.write("never").await.unwrap();
+    w.abort().await.unwrap();
+    assert!(g.list().await.unwrap().is_empty());
+    assert!(objects(&store).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_error_from_f_aborts_without_writing() {
+    let (store, g) = setup();
+    g.operate("n", |_| Ok("1")).await.unwrap();
+    let before = objects(&store).await;
+    let err = g
+        .operate("n", |_| -> store_core::Result<&str> {
+            Err(Error::invalid_input("test", None, "refused"))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(content(&g, "n").await, "1");
+    assert_eq!(objects(&store).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exhausted_retries_are_contention() {
+    let (_, g) = setup();
+    let g = g.with_retry_policy(
+        RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::ZERO, Duration::ZERO),
+    );
+    let rival = g.clone();
+    let mut calls = 0;
+    // Every attempt is overtaken by a rival update of the same name.
+    let err = g
+        .operate("hot", |_| {
+            calls += 1;
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(rival.operate("hot", |_| Ok("rival")))
+            })?;
+            Ok("mine")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Contention { attempts: 3, .. }), "{err}");
+    assert_eq!(calls, 3);
+    assert_eq!(content(&g, "hot").await, "rival");
+}
+
+#[tokio::test]
+async fn operate_json_starts_from_default_and_refuses_foreign_content() {
+    let (_, g) = setup();
+    let v: Vec<u32> = g
+        .operate_json("list", |mut v: Vec<u32>| {
+            v.push(7);
+            Ok(v)
+        })
+        .await
+        .unwrap();
+    assert_eq!(v, [7]);
+    assert_eq!(content(&g, "list").await, "[7]");
+    g.operate("text", |_| Ok("not json")).await.unwrap();
+    let err = g.operate_json("text", |v: Vec<u32>| Ok(v)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+    assert!(err.to_string().contains("app/state/text"), "{err}");
+    assert_eq!(content(&g, "text").await, "not json");
+}
+
+#[tokio::test]
+async fn operate_stream_transforms_chunk_by_chunk() {
+    let (store, g) = setup();
+    g.operate("log", |_| Ok("abc")).await.unwrap();
+    g.operate_stream("log", |input| {
+        Ok(input
+            .map(|chunk| chunk.map(|c| Bytes::from(c.to_ascii_uppercase())))
+            .chain(futures::stream::iter([
+                Ok(Bytes::from("-")),
+                Ok(Bytes::from("def")),
+            ]))
+            .boxed())
+    })
+    .await
+    .unwrap();
+    assert_eq!(content(&g, "log").await, "ABC-def");
+
+    // An error in the produced stream aborts without writing.
+    let err = g
+        .operate_stream("log", |_| {
+            Ok(
+                futures::stream::iter([Ok(Bytes::from("partial")), Err(Error::Closed { op: "produce" })])
+                    .boxed(),
+            )
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(content(&g, "log").await, "ABC-def");
+    assert_eq!(objects(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_names_and_damaged_manifests_are_errors_not_panics() {
+    let (store, g) = setup();
+    assert_eq!(g.reader("").await.unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        g.writer("", "").await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    let long = "x".repeat(store_consistent::MAX_NAME_LEN + 1);
+    assert_eq!(
+        g.operate(&long, |_| Ok("")).await.unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
+    assert_eq!(g.mutex("").unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        Group::new(store.clone(), "a//b").unwrap_err().kind(),
+        ErrorKind::InvalidKey
+    );
+
+    store
+        .put_bytes(&Key::new("app/state/.manifest").unwrap(), "garbage")
+        .await
+        .unwrap();
+    for err in [
+        g.reader("x").await.unwrap_err(),
+        g.list().await.unwrap_err(),
+        g.operate("x", |_| Ok("y")).await.unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("app/state/.manifest"), "{err}");
+    }
+}
+
+/// An object id as the group makes them, created at `at`.
+fn id_at(at: SystemTime) -> String {
+    let nanos = at.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    format!("{nanos:016x}-00000000000000ab")
+}
+
+#[tokio::test]
+async fn gc_removes_old_unreferenced_versions_only() {
+    let (store, g) = setup();
+    g.operate("live", |_| Ok("kept")).await.unwrap();
+    let obj = |id: &str| Key::new(format!("app/state/.objects/{id}")).unwrap();
+    // Leftovers of crashed writers: one long ago, one just now; plus a foreign file.
+    let old = obj(&id_at(UNIX_EPOCH + Duration::from_secs(1_000_000)));
+    let fresh = obj(&id_at(SystemTime::now()));
+    let foreign = obj("README");
+    for k in [&old, &fresh, &foreign] {
+        store.put_bytes(k, "leftover").await.unwrap();
+    }
+
+    let report = g.gc(DEFAULT_GC_GRACE).await.unwrap();
+    assert_eq!(
+        report,
+        GcReport {
+            live: 1,
+            recent: 1,
+            deleted: 1
+        }
+    );
+    assert!(!store.exists(&old).await.unwrap());
+    assert!(
+        store.exists(&fresh).await.unwrap(),
+        "a writer may be about to switch to it"
+    );
+
+    let report = g.gc(Duration::ZERO).await.unwrap();
+    assert_eq!(
+        report,
+        GcReport {
+            live: 1,
+            recent: 0,
+            deleted: 1
+        }
+    );
+    assert!(store.exists(&foreign).await.unwrap(), "not ours: left alone");
+    assert_eq!(content(&g, "live").await, "kept");
+}
+
+#[tokio::test]
+async fn groups_on_one_backend_are_independent() {
+    let store: Arc<dyn Backend> = Arc::new(MemoryStore::new());
+    let a = Group::new(store.clone(), "a").unwrap();
+    let b = Group::new(store.clone(), "b").unwrap();
+    a.operate("x", |_| Ok("in a")).await.unwrap();
+    assert!(b.list().await.unwrap().is_empty());
+    assert_eq!(content(&a, "x").await, "in a");
+    assert_eq!(a.name(), "a");
+    assert!(format!("{a:?}").contains("Group"));
+}
