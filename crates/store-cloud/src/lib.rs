@@ -1,1 +1,123 @@
-//! CloudStore: S3, GCS and Azure through the object_store crate, as a store Backend.
+//! CloudStore: S3, GCS and Azure through the [`object_store`] crate, as a store
+//! [`Backend`](store_core::Backend).
+//!
+//! Users who outgrow a local disk keep their objects in S3-compatible storage, Google Cloud
+//! Storage or Azure Blob Storage. [`CloudStore`] adapts any `Arc<dyn ObjectStore>` to the
+//! `Backend` trait, so every combinator of this workspace — fan-out, replicas, records,
+//! consistent groups, commit sessions — runs on cloud storage unchanged.
+//!
+//! # Getting a store
+//!
+//! - [`CloudStore::connect`]`("s3://bucket/prefix", options)` builds the client from a URL
+//!   and object_store's configuration keys, then [probes](CloudStore::probe) the bucket.
+//! - [`S3Config`] is the typed way for S3 and S3-compatible servers (endpoint, region,
+//!   credentials, plain HTTP for a local server).
+//! - [`CloudStore::new`] wraps a client you built yourself (any `ObjectStore`, including
+//!   object_store's `InMemory`, as below).
+//!
+//! Cargo features pick the clouds: `s3` (default), `gcs`, `azure`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use object_store::memory::InMemory;
+//! use store_cloud::CloudStore;
+//! use store_core::{Backend, BackendExt, Key, PutOptions};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = CloudStore::new(Arc::new(InMemory::new())).with_prefix("app")?;
+//! // Check once that the server enforces conditional puts; capabilities say so afterwards.
+//! assert!(store.probe().await?.enforced());
+//! assert!(store.capabilities().update);
+//!
+//! let key = Key::new("counters/visits")?;
+//! let v1 = store.create(&key, "1").await?.version;
+//! // Compare-and-swap: only from the version we read.
+//! let v2 = store.put(&key, "2".into(), PutOptions::update(v1.clone())).await?.version;
+//! assert!(store.put(&key, "3".into(), PutOptions::update(v1)).await.unwrap_err().is_conflict());
+//! assert_eq!(store.get_bytes(&key).await?, "2");
+//! assert_eq!(store.head(&key).await?.version, v2);
+//! # Ok::<(), store_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # How the contract maps to an object store
+//!
+//! **Versions.** An S3 ETag is a hash of the content, so writing the same bytes twice gives
+//! the same ETag: on its own it would repeat, and a compare-and-swap from an old version
+//! could succeed against a newer object that merely looks the same (ABA). So every write
+//! also stores a random 128-bit *write id* in the object's user metadata
+//! (`x-amz-meta-store-write-id`), and a [`Version`](store_core::Version) is
+//! `"<write id>~<object version id>~<etag>"`. Versions therefore never repeat for a key,
+//! also across delete and re-create. User data is stored unmodified.
+//!
+//! **Conditional puts.** `Create` is a PUT with `If-None-Match: *`; `Update(v)` first reads
+//! the current version (HEAD) and fails with `Conflict` unless it is exactly `v`, write id
+//! included, and then sends a PUT with `If-Match: <etag of v>`, which the server enforces
+//! atomically. *Residual limitation:* between that HEAD and the PUT, another writer may
+//! store **byte-identical content** (same ETag, new write id); the server's `If-Match`
+//! cannot tell the two apart, so the update then succeeds and replaces that write. The
+//! content it replaced was identical to what the updater had read, so no read-modify-write
+//! result is computed from data it did not see, but the other write's version is
+//! superseded without a `Conflict`. Closing this fully would need the server to compare
+//! metadata (or a unique ETag), which S3 does not offer; storing user data modified to make
+//! it unique is not an option.
+//!
+//! **Servers that ignore conditions.** Some S3-compatible servers accept `If-None-Match`
+//! and `If-Match` and then ignore them. [`CloudStore::probe`] finds out with a few requests
+//! on a reserved object: until it ran, [`capabilities`](store_core::Backend::capabilities)
+//! report `create: false, update: false`; after it, they say what the server enforces, and
+//! on a server that ignores conditions every `Create`/`Update` is refused with `Unsupported`
+//! rather than silently turned into an overwrite.
+//!
+//! **Streaming writes.** A writer buffers up to [`CloudSettings::multipart_threshold`]
+//! (8 MiB) and then, for an `Overwrite`, switches to a multipart upload whose parts upload
+//! while you write; `close` completes it (the object appears atomically), `abort` or drop
+//! aborts it. Completing a multipart upload cannot be made conditional through
+//! object_store, so a `Create`/`Update` writer buffers the whole object and sends one
+//! conditional PUT at `close`, up to [`CloudSettings::conditional_buffer_limit`] (256 MiB);
+//! a larger conditional write fails with `InvalidInput` rather than lose its condition.
+//!
+//! **Servers that keep objects in a directory tree** (SeaweedFS) need
+//! [`Layout::Nested`]: there a key with other keys nested under it (`a` beside `a/b`) is
+//! also a directory, such a server refuses `If-None-Match: *` on a directory name (so a
+//! `Create` of `a` would fail while `a/b` exists) and lists depth-first rather than in key
+//! order. The nested layout stores key `k` as the object `k/.store-object`, so no object
+//! name is ever a directory, and sorts listings itself. The default [`Layout::Flat`]
+//! stores `k` as `k`, for S3, GCS, Azure, MinIO and other flat key spaces.
+//!
+//! **Listing** runs under the deepest whole segment of the prefix with `start_after` pushed
+//! down to the server (`list_with_offset`; in the nested layout it is collected, sorted and
+//! filtered here instead), filters the rest, and reads each listed object's
+//! version with a HEAD (a listing does not carry user metadata); those run
+//! [`CloudSettings::list_concurrency`] at a time, order kept.
+//!
+//! **Watch** polls HEAD with exponential backoff ([`CloudSettings::watch_backoff`], 5 ms
+//! doubling to 1 s by default): a change is noticed within about one second at worst, at
+//! the cost of one request per poll.
+//!
+//! **Deletes** are a HEAD (S3 deletes of absent objects succeed, but the contract wants
+//! `NotFound`, and `if_match` needs the version) followed by the DELETE. object_store has no
+//! conditional delete, so `if_match` is checked, not enforced by the server:
+//! `capabilities().conditional_delete` is `false`.
+//!
+//! Keys under the first segment `.store-cloud` are reserved (the probe's object) and
+//! refused with `InvalidKey`.
+
+mod connect;
+mod error;
+mod listing;
+mod probe;
+mod settings;
+mod store;
+mod version;
+mod writer;
+
+#[cfg(feature = "s3")]
+pub use connect::S3Config;
+pub use probe::ConditionalWrites;
+pub use settings::{CloudSettings, Layout};
+pub use store::CloudStore;
+
+/// The object_store crate this store is built on, re-exported so callers can build clients
+/// of the same version.
+pub use object_store;

@@ -1,0 +1,58 @@
+//! Listing: a plain-string prefix and an exclusive `start_after` over object-store listings.
+
+use futures::TryFutureExt;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use store_core::{ListOptions, Meta, Result};
+
+use crate::settings::Layout;
+use crate::store::CloudStore;
+
+/// Lists `store` in ascending key order.
+///
+/// object_store prefixes are whole path segments while ours are plain string prefixes
+/// (`"log"` matches `"logbook"`), so the listing runs under the deepest whole segment of the
+/// prefix and the rest is filtered here. In the flat layout the server lists in key order
+/// and `start_after` is pushed down to it (`list_with_offset`, S3's `start-after`); in the
+/// nested layout the listing under that segment is collected and sorted here. A listing does not carry our write ids, so each
+/// listed object's version comes from a HEAD request (`CloudSettings::list_concurrency` at a
+/// time, order kept); an object deleted between the listing and its HEAD is left out.
+pub(crate) fn list(store: CloudStore, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
+    let prefix = opts.prefix.clone().unwrap_or_default();
+    let dir = prefix.rfind('/').map(|i| &prefix[..i]).unwrap_or("");
+    // A prefix whose whole segments are no valid key path (say "a//b") matches no key.
+    if !dir.is_empty() && store_core::Key::new(dir).is_err() {
+        return stream::empty().boxed();
+    }
+    let raw = match store.raw_list(dir, opts.start_after.as_deref()) {
+        Ok(raw) => raw,
+        Err(e) => return stream::once(async move { Err(e) }).boxed(),
+    };
+    let concurrency = store.settings.list_concurrency.max(1);
+    let raw = match store.settings.layout {
+        Layout::Flat => raw,
+        // A file-system tree is listed depth-first ("a/b" before "a-z"): sort here.
+        Layout::Nested => raw
+            .try_collect::<Vec<_>>()
+            .map_ok(|mut all| {
+                all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                stream::iter(all.into_iter().map(Ok))
+            })
+            .try_flatten_stream()
+            .boxed(),
+    };
+    raw.try_filter(move |(key, _)| futures::future::ready(opts.matches(key.as_str())))
+        .map_ok(move |(key, _)| {
+            let store = store.clone();
+            async move {
+                let path = store.path(&key)?;
+                match store.head_version("list", &key, &path).await {
+                    Ok((meta, _)) => Ok(Some(meta)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .try_buffered(concurrency)
+        .try_filter_map(|m| futures::future::ready(Ok(m)))
+        .boxed()
+}

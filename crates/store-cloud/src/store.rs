@@ -1,0 +1,589 @@
+//! `CloudStore`: the `Backend` over any `object_store::ObjectStore`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetRange, ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
+use store_core::{
+    Backend, Backoff, Body, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object,
+    ObjectWriter, PutMode, PutOptions, Result, Version, poll_watch,
+};
+
+use crate::error::{BACKEND, map_err};
+use crate::settings::{CloudSettings, Layout};
+use crate::version::{CloudVersion, new_write_id, write_attributes, write_id_of};
+use crate::writer::CloudWriter;
+
+/// The first key segment `CloudStore` keeps for itself (probe objects). User keys under it
+/// are refused and listings never show it.
+pub(crate) const RESERVED_SEGMENT: &str = ".store-cloud";
+
+/// How often a `Create` that found the key, but then could not read its version because it
+/// was deleted meanwhile, is tried again before giving up with `Contention`.
+const CREATE_ATTEMPTS: u32 = 8;
+
+/// How often a range read whose object changed between its `head` and its `get` starts over.
+const RANGE_ATTEMPTS: u32 = 8;
+
+pub(crate) const UNPROBED: u8 = 0;
+pub(crate) const ENFORCED: u8 = 1;
+pub(crate) const IGNORED: u8 = 2;
+
+/// A [`Backend`] over an object store reached through the `object_store` crate: Amazon S3
+/// and S3-compatible servers, Google Cloud Storage, Azure Blob Storage — or any other
+/// `Arc<dyn ObjectStore>`.
+///
+/// Keys live under an optional prefix (`with_prefix`), so several stores can share a bucket.
+/// Cloning is cheap and clones share the connection pool and the probe result.
+///
+/// See the [crate documentation](crate) for how versions, conditional puts, streaming
+/// writes, listing and watch map to object-store requests, and for the limits of each.
+#[derive(Clone)]
+pub struct CloudStore {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    root: Option<String>,
+    pub(crate) settings: CloudSettings,
+    /// What [`CloudStore::probe`] found: `UNPROBED`, `ENFORCED` or `IGNORED`.
+    pub(crate) conditional: Arc<AtomicU8>,
+}
+
+impl fmt::Debug for CloudStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudStore")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.root)
+            .field("conditional_writes", &self.conditional_state())
+            .finish()
+    }
+}
+
+impl CloudStore {
+    /// A store over `store`, at its root, with default [`CloudSettings`].
+    ///
+    /// Conditional writes are not yet known to be enforced, so [`Backend::capabilities`]
+    /// reports `create` and `update` as `false` until [`CloudStore::probe`] has checked the
+    /// server (the `connect` constructors probe for you).
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        CloudStore {
+            store,
+            root: None,
+            settings: CloudSettings::default(),
+            conditional: Arc::new(AtomicU8::new(UNPROBED)),
+        }
+    }
+
+    /// Keeps every key under `prefix` (`"tenant-a/objects"`): key `k` is stored at
+    /// `prefix/k`, and listings see only this prefix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if `prefix` is not a valid key (empty segments, `..`, …).
+    pub fn with_prefix(mut self, prefix: &str) -> Result<Self> {
+        let trimmed = prefix.trim_matches('/');
+        self.root = if trimmed.is_empty() {
+            None
+        } else {
+            Some(Key::new(trimmed)?.as_str().to_owned())
+        };
+        Ok(self)
+    }
+
+    /// Replaces the tuning settings (multipart threshold, part size, watch backoff, …).
+    pub fn with_settings(mut self, settings: CloudSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The prefix keys are stored under, if any.
+    pub fn prefix(&self) -> Option<&str> {
+        self.root.as_deref()
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &CloudSettings {
+        &self.settings
+    }
+
+    /// The underlying object store client.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Declares, without probing, that the server enforces conditional puts (or not).
+    /// Use it when you know the server and want to skip [`CloudStore::probe`]'s requests.
+    pub fn assume_conditional_writes(self, enforced: bool) -> Self {
+        self.conditional
+            .store(if enforced { ENFORCED } else { IGNORED }, Ordering::Release);
+        self
+    }
+
+    pub(crate) fn conditional_state(&self) -> &'static str {
+        match self.conditional.load(Ordering::Acquire) {
+            ENFORCED => "enforced",
+            IGNORED => "ignored by the server",
+            _ => "not probed",
+        }
+    }
+
+    /// Refuses a conditional put on a server known to ignore conditions: silently turning a
+    /// `Create` or `Update` into an overwrite would be unsafe.
+    pub(crate) fn require_conditional(&self, key: &Key) -> Result<()> {
+        if self.conditional.load(Ordering::Acquire) == IGNORED {
+            tracing::warn!(
+                key = key.as_str(),
+                "conditional put refused: the server ignores conditions"
+            );
+            return Err(Error::Unsupported {
+                operation: "conditional put (Create/Update) on a server that ignores If-Match/If-None-Match",
+                backend: BACKEND,
+            });
+        }
+        Ok(())
+    }
+
+    /// The object-store path of `key`.
+    pub(crate) fn path(&self, key: &Key) -> Result<Path> {
+        if key.segments().next() == Some(RESERVED_SEGMENT) {
+            return Err(Error::InvalidKey {
+                key: key.to_string(),
+                reason: "the first segment \".store-cloud\" is reserved for store-cloud's probe objects",
+            });
+        }
+        match self.settings.layout {
+            Layout::Flat => self.raw_path(key.as_str()),
+            Layout::Nested => {
+                if key.segments().any(|s| s == Layout::LEAF) {
+                    return Err(Error::InvalidKey {
+                        key: key.to_string(),
+                        reason: "the segment \".store-object\" is reserved by the nested layout",
+                    });
+                }
+                self.raw_path(&format!("{key}/{}", Layout::LEAF))
+            }
+        }
+    }
+
+    /// The path of `rest` under the prefix, without the reserved-name check.
+    pub(crate) fn raw_path(&self, rest: &str) -> Result<Path> {
+        let full = match &self.root {
+            Some(root) if rest.is_empty() => root.clone(),
+            Some(root) => format!("{root}/{rest}"),
+            None => rest.to_owned(),
+        };
+        Path::parse(&full).map_err(|e| Error::InvalidInput {
+            op: "path",
+            key: Some(rest.to_owned()),
+            reason: format!("not a valid object store path: {e}"),
+        })
+    }
+
+    /// The key stored at `location`, unless it is outside the prefix or reserved.
+    fn key_of(&self, location: &Path) -> Option<Key> {
+        let loc = location.as_ref();
+        let rest = match &self.root {
+            Some(root) => loc.strip_prefix(root.as_str())?.strip_prefix('/')?,
+            None => loc,
+        };
+        let rest = match self.settings.layout {
+            Layout::Flat => rest,
+            Layout::Nested => rest.strip_suffix(Layout::LEAF)?.strip_suffix('/')?,
+        };
+        if rest == RESERVED_SEGMENT || rest.starts_with(".store-cloud/") {
+            return None;
+        }
+        Key::new(rest).ok()
+    }
+
+    /// Metadata and version of `key` (one HEAD request).
+    pub(crate) async fn head_version(
+        &self,
+        op: &'static str,
+        key: &Key,
+        path: &Path,
+    ) -> Result<(Meta, CloudVersion)> {
+        let opts = object_store::GetOptions {
+            head: true,
+            ..Default::default()
+        };
+        let r = self
+            .store
+            .get_opts(path, opts)
+            .await
+            .map_err(|e| map_err(op, key, e))?;
+        Ok(meta_of(key, &r.meta, write_id_of(&r.attributes)))
+    }
+
+    /// Stores `payload` at `key` with `mode`: the single-request put behind `put` and behind
+    /// writers that stayed below the multipart threshold or carry a condition.
+    pub(crate) async fn put_payload(
+        &self,
+        key: &Key,
+        path: &Path,
+        payload: PutPayload,
+        mode: PutMode,
+    ) -> Result<Meta> {
+        let size = payload.content_length() as u64;
+        let write_id = new_write_id("put", key.as_str())?;
+        let os_mode = match &mode {
+            PutMode::Overwrite => object_store::PutMode::Overwrite,
+            PutMode::Create => {
+                self.require_conditional(key)?;
+                object_store::PutMode::Create
+            }
+            PutMode::Update(expected) => {
+                self.require_conditional(key)?;
+                let want = self.check_expected(key, path, expected).await?;
+                object_store::PutMode::Update(UpdateVersion {
+                    e_tag: Some(want.etag),
+                    version: (!want.object_version.is_empty()).then_some(want.object_version),
+                })
+            }
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let opts = object_store::PutOptions {
+                mode: os_mode.clone(),
+                attributes: write_attributes(&write_id),
+                ..Default::default()
+            };
+            match self.store.put_opts(path, payload.clone(), opts).await {
+                Ok(done) => {
+                    return self
+                        .written(
+                            key,
+                            path,
+                            size,
+                            done.e_tag.as_deref(),
+                            done.version.as_deref(),
+                            &write_id,
+                        )
+                        .await;
+                }
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    match self.head_version("put", key, path).await {
+                        Ok((meta, _)) => {
+                            return Err(Error::AlreadyExists {
+                                op: "put",
+                                key: key.to_string(),
+                                version: meta.version,
+                            });
+                        }
+                        // Deleted between our attempt and the head: try to create again.
+                        Err(e) if e.is_not_found() && attempts < CREATE_ATTEMPTS => continue,
+                        Err(e) if e.is_not_found() => {
+                            return Err(Error::Contention {
+                                op: "put",
+                                key: key.to_string(),
+                                attempts,
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => {
+                    return Err(match (&mode, e) {
+                        (
+                            PutMode::Update(expected),
+                            e @ (object_store::Error::Precondition { .. }
+                            | object_store::Error::NotFound { .. }),
+                        ) => self.update_failed(key, path, expected, e).await,
+                        (_, e) => map_err("put", key, e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks an `Update`'s expected version against the current one before sending the
+    /// conditional put. The server's `If-Match` compares only the ETag, which repeats when
+    /// the same bytes are written again; this check also compares the write id, so a stale
+    /// version is refused even when the content looks the same.
+    pub(crate) async fn check_expected(
+        &self,
+        key: &Key,
+        path: &Path,
+        expected: &Version,
+    ) -> Result<CloudVersion> {
+        let (meta, current) = self.head_version("put", key, path).await?;
+        match CloudVersion::parse(expected) {
+            Some(want) if meta.version == *expected => Ok(want),
+            _ => Err(Error::Conflict {
+                op: "put",
+                key: key.to_string(),
+                expected: Some(expected.clone()),
+                actual: Some(current.to_version()),
+            }),
+        }
+    }
+
+    /// The error for a conditional put the server refused: `NotFound` if the key is gone,
+    /// otherwise `Conflict` carrying the version now there.
+    pub(crate) async fn update_failed(
+        &self,
+        key: &Key,
+        path: &Path,
+        expected: &Version,
+        cause: object_store::Error,
+    ) -> Error {
+        tracing::debug!(key = key.as_str(), %cause, "conditional put refused by the server");
+        match self.head_version("put", key, path).await {
+            Ok((meta, _)) => Error::Conflict {
+                op: "put",
+                key: key.to_string(),
+                expected: Some(expected.clone()),
+                actual: Some(meta.version),
+            },
+            Err(e) if e.is_not_found() => Error::NotFound {
+                op: "put",
+                key: key.to_string(),
+            },
+            Err(e) => e,
+        }
+    }
+
+    /// The metadata of a write that just succeeded.
+    pub(crate) async fn written(
+        &self,
+        key: &Key,
+        path: &Path,
+        size: u64,
+        etag: Option<&str>,
+        object_version: Option<&str>,
+        write_id: &str,
+    ) -> Result<Meta> {
+        let version = match etag {
+            Some(_) => CloudVersion::new(etag, object_version, Some(write_id)),
+            None => {
+                // A server that does not return ETags on PUT: read it back, and keep it only
+                // if the object there is still ours (same write id).
+                let (_, now) = self.head_version("put", key, path).await?;
+                if now.write_id == write_id {
+                    now
+                } else {
+                    // Someone wrote after us: an ETag-less version can never match, so a
+                    // later Update from it fails safely with Conflict.
+                    CloudVersion::new(None, object_version, Some(write_id))
+                }
+            }
+        };
+        Ok(Meta {
+            key: key.clone(),
+            size,
+            version: version.to_version(),
+            modified: SystemTime::now(),
+        })
+    }
+
+    async fn get_whole(&self, key: &Key, path: &Path, opts: &GetOptions) -> Result<Object> {
+        let r = self
+            .store
+            .get_opts(path, object_store::GetOptions::default())
+            .await
+            .map_err(|e| map_err("get", key, e))?;
+        let (meta, _) = meta_of(key, &r.meta, write_id_of(&r.attributes));
+        opts.check(key, &meta.version)?;
+        let range = r.range.clone();
+        Ok(Object {
+            meta,
+            range,
+            body: body_of(key, r),
+        })
+    }
+
+    /// A range read: `head` for the size and version (so the range is resolved exactly as
+    /// every backend resolves it), then a `get` of that range conditional on the ETag, and a
+    /// check that the write id is still the same. Starts over if the object changed between.
+    async fn get_range(&self, key: &Key, path: &Path, opts: &GetOptions) -> Result<Object> {
+        let Some(range) = &opts.range else {
+            return self.get_whole(key, path, opts).await;
+        };
+        for _ in 0..RANGE_ATTEMPTS {
+            let (meta, cv) = self.head_version("get", key, path).await?;
+            opts.check(key, &meta.version)?;
+            let wanted = range.resolve(key, meta.size)?;
+            if wanted.is_empty() {
+                return Ok(Object {
+                    meta,
+                    range: wanted,
+                    body: Body::Bytes(Bytes::new()),
+                });
+            }
+            let os_opts = object_store::GetOptions {
+                range: Some(GetRange::Bounded(wanted.clone())),
+                if_match: (!cv.etag.is_empty()).then(|| cv.etag.clone()),
+                ..Default::default()
+            };
+            let r = match self.store.get_opts(path, os_opts).await {
+                Ok(r) => r,
+                Err(object_store::Error::Precondition { .. }) => continue,
+                Err(e) => return Err(map_err("get", key, e)),
+            };
+            if write_id_of(&r.attributes).unwrap_or_default() != cv.write_id {
+                continue;
+            }
+            return Ok(Object {
+                meta,
+                range: r.range.clone(),
+                body: body_of(key, r),
+            });
+        }
+        Err(Error::Contention {
+            op: "get",
+            key: key.to_string(),
+            attempts: RANGE_ATTEMPTS,
+        })
+    }
+}
+
+/// Store metadata and version of an object.
+pub(crate) fn meta_of(
+    key: &Key,
+    m: &object_store::ObjectMeta,
+    write_id: Option<&str>,
+) -> (Meta, CloudVersion) {
+    let cv = CloudVersion::new(m.e_tag.as_deref(), m.version.as_deref(), write_id);
+    let meta = Meta {
+        key: key.clone(),
+        size: m.size,
+        version: cv.to_version(),
+        modified: m.last_modified.into(),
+    };
+    (meta, cv)
+}
+
+fn body_of(key: &Key, r: object_store::GetResult) -> Body {
+    let key = key.clone();
+    Body::Stream(r.into_stream().map_err(move |e| map_err("get", &key, e)).boxed())
+}
+
+#[async_trait]
+impl Backend for CloudStore {
+    fn capabilities(&self) -> Capabilities {
+        let enforced = self.conditional.load(Ordering::Acquire) == ENFORCED;
+        Capabilities {
+            create: enforced,
+            update: enforced,
+            // object_store has no conditional delete: `if_match` is checked, then the
+            // object deleted, in two requests.
+            conditional_delete: false,
+            range_reads: true,
+            streaming_writes: true,
+            native_watch: false,
+            durable: true,
+            shared: true,
+            // S3's limit for one object (GCS and Azure allow the same or more).
+            max_object_size: Some(5 << 40),
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, data, opts), fields(key = key.as_str(), len = data.len()))]
+    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let path = self.path(key)?;
+        self.put_payload(key, &path, PutPayload::from_bytes(data), opts.mode)
+            .await
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, opts), fields(key = key.as_str()))]
+    async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+        let path = self.path(key)?;
+        if !matches!(opts.mode, PutMode::Overwrite) {
+            self.require_conditional(key)?;
+        }
+        Ok(Box::new(CloudWriter::new(
+            self.clone(),
+            key.clone(),
+            path,
+            opts.mode,
+        )))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, opts), fields(key = key.as_str()))]
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
+        let path = self.path(key)?;
+        if opts.range.is_some() {
+            self.get_range(key, &path, &opts).await
+        } else {
+            self.get_whole(key, &path, &opts).await
+        }
+    }
+
+    #[tracing::instrument(level = "debug", skip(self), fields(key = key.as_str()))]
+    async fn head(&self, key: &Key) -> Result<Meta> {
+        let path = self.path(key)?;
+        Ok(self.head_version("head", key, &path).await?.0)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, opts), fields(key = key.as_str()))]
+    async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        let path = self.path(key)?;
+        // S3 deletes are idempotent (deleting nothing succeeds), but the contract wants
+        // NotFound for an absent key, and `if_match` needs the current version: one HEAD.
+        let (meta, _) = self.head_version("delete", key, &path).await?;
+        if let Some(want) = opts.if_match.filter(|want| *want != meta.version) {
+            return Err(Error::Conflict {
+                op: "delete",
+                key: key.to_string(),
+                expected: Some(want),
+                actual: Some(meta.version),
+            });
+        }
+        self.store
+            .delete(&path)
+            .await
+            .map_err(|e| map_err("delete", key, e))
+    }
+
+    fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
+        crate::listing::list(self.clone(), opts)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, seen), fields(key = key.as_str()))]
+    async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+        self.path(key)?;
+        let backoff: Backoff = self.settings.watch_backoff;
+        poll_watch(self, key, seen, backoff).await
+    }
+}
+
+impl CloudStore {
+    /// Lists object-store entries under the deepest whole segment of `prefix`, starting
+    /// after `start_after`, as (key, object meta) pairs in key order.
+    pub(crate) fn raw_list(
+        &self,
+        dir: &str,
+        start_after: Option<&str>,
+    ) -> Result<BoxStream<'static, Result<(Key, object_store::ObjectMeta)>>> {
+        let list_root = match (&self.root, dir.is_empty()) {
+            (None, true) => None,
+            _ => Some(self.raw_path(dir)?),
+        };
+        // Only a flat layout lists in key order, so only there can the server skip ahead.
+        let offset = match self.settings.layout {
+            Layout::Flat => start_after.map(|s| self.raw_path(s)),
+            Layout::Nested => None,
+        };
+        let raw = match offset {
+            Some(Ok(offset)) => self.store.list_with_offset(list_root.as_ref(), &offset),
+            // A start_after that is no valid path is filtered on our side.
+            _ => self.store.list(list_root.as_ref()),
+        };
+        let this = self.clone();
+        Ok(raw
+            .try_filter_map(move |m| {
+                let key = this.key_of(&m.location);
+                futures::future::ready(Ok(key.map(|k| (k, m))))
+            })
+            .map_err(|e| Error::Backend {
+                backend: BACKEND,
+                retryable: true,
+                source: format!("list: {e}").into(),
+            })
+            .boxed())
+    }
+}
