@@ -40,11 +40,19 @@
 //! put/cas/delete/expiry and cancel cleanly, glob listing, exactly one winner among racing
 //! `cas_by_version` and `create` calls, and a model-based property test.
 //!
+//! [`committable::run_all`] checks a [`Committable`](store_core::Committable) — `store-commit`'s
+//! `Staged` or your own — through a small [`committable::Subject`] adapter (stage a numbered
+//! change, read what is applied, restart over the same durable state): commit applies
+//! exactly the staged changes, cancel discards an open session but never a commit, ids
+//! depend only on the changes, and `begin_recovery` returns the first id for a session
+//! already committed (also after a restart) and applies one that was not.
+//!
 //! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations —
 //! the tool for testing combinators (fan-out, replicas) against failing backends.
 //! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.
 
 pub mod backend;
+pub mod committable;
 mod faulty;
 pub mod prop;
 pub mod records;
