@@ -14,7 +14,10 @@ use store_core::{Backend, BackendExt, PutOptions, Result};
 use store_memory::MemoryStore;
 
 fn increment(old: &[u8]) -> Result<String> {
-    let n: u64 = std::str::from_utf8(old).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let n: u64 = std::str::from_utf8(old)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((n + 1).to_string())
 }
 

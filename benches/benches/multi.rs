@@ -21,7 +21,10 @@ fn targets() -> Vec<(String, Arc<dyn Backend>)> {
     let mut out: Vec<(String, Arc<dyn Backend>)> = vec![("single".into(), Arc::new(MemoryStore::new()))];
     for mode in [WriteMode::All, WriteMode::BestEffort, WriteMode::Quorum] {
         let backends: Vec<Arc<dyn Backend>> = (0..3).map(|_| Arc::new(MemoryStore::new()) as _).collect();
-        let multi = Multi::builder(backends).mode(mode).build().expect("three backends");
+        let multi = Multi::builder(backends)
+            .mode(mode)
+            .build()
+            .expect("three backends");
         out.push((format!("multi3-{mode:?}"), Arc::new(multi)));
     }
     out

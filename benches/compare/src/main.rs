@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use report::{Row, Sample};
+use store_fs::{Durability, FsStore};
 use subject::{Dal, ObjStore, Ours, Subject};
 
 const REPS: usize = 7;
@@ -256,19 +257,61 @@ fn main() {
 }
 
 async fn fs_rows(all: &[Workload], rows: &mut Vec<Row>) {
+    let base = std::env::temp_dir().join(format!("store-compare-{}", std::process::id()));
     let dir = |name: &str| {
-        let d = std::env::temp_dir().join(format!("store-compare-{}-{name}", std::process::id()));
+        let d = base.join(name);
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("temp dir");
         d
     };
-    let lfs = |d: &std::path::Path, fsync: bool| {
-        Arc::new(
-            object_store::local::LocalFileSystem::new_with_prefix(d)
-                .expect("LocalFileSystem")
-                .with_fsync(fsync),
+    let ours = |d: std::path::PathBuf, durability: Durability, name: &'static str| async move {
+        Ours::new(
+            name,
+            FsStore::builder(d)
+                .durability(durability)
+                .open()
+                .await
+                .expect("FsStore"),
         )
     };
-    let _ = (&dir, &lfs, all, rows);
-    // Filled in by the store-fs rows (see `fs.rs` once store-fs lands).
+    let lfs = |d: &std::path::Path, fsync: bool, name: &'static str| {
+        let store = object_store::local::LocalFileSystem::new_with_prefix(d)
+            .expect("LocalFileSystem")
+            .with_fsync(fsync);
+        // LocalFileSystem refuses PutMode::Update: it has no locking.
+        ObjStore::new(name, Arc::new(store), false)
+    };
+
+    let fast = ours(dir("ours-none"), Durability::None, "store FsStore (no fsync)").await;
+    let peer = lfs(&dir("lfs-none"), false, "object_store LocalFileSystem");
+    compare("fs, no fsync", &fast, &peer, all, rows).await;
+
+    let fast = ours(dir("ours-none-2"), Durability::None, "store FsStore (no fsync)").await;
+    let root = dir("dal");
+    let mut builder = opendal::services::Fs::default();
+    builder = builder.root(root.to_str().expect("utf-8 temp dir"));
+    let dal = Dal {
+        name: "OpenDAL fs",
+        op: opendal::Operator::new(builder).expect("opendal fs"),
+    };
+    compare("fs, no fsync", &fast, &dal, all, rows).await;
+
+    // Durable writes are ~100× slower per operation: smaller batches.
+    let durable: Vec<Workload> = all
+        .iter()
+        .map(|w| {
+            if w.ops >= 100 {
+                Workload {
+                    ops: w.ops / 10,
+                    ..*w
+                }
+            } else {
+                *w
+            }
+        })
+        .collect();
+    let full = ours(dir("ours-full"), Durability::Full, "store FsStore (durable)").await;
+    let peer = lfs(&dir("lfs-fsync"), true, "object_store LocalFileSystem with_fsync");
+    compare("fs, durable", &full, &peer, &durable, rows).await;
+    let _ = std::fs::remove_dir_all(&base);
 }

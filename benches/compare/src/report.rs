@@ -74,6 +74,7 @@ fn human(ns: f64) -> String {
 
 pub fn write(rows: &[Row]) {
     let mut md = String::new();
+    let _ = writeln!(md, "_{}_\n", provenance());
     let _ = writeln!(
         md,
         "| group | workload | ours | ours median/op ±spread | peer | peer median/op ±spread | peer/ours |"
@@ -94,63 +95,112 @@ pub fn write(rows: &[Row]) {
     }
 }
 
-/// A horizontal bar per supported row: log-scale ratio around the 1.0× line.
-fn svg(rows: &[Row]) -> String {
-    let bars: Vec<(String, f64)> = rows
-        .iter()
-        .filter_map(|r| {
-            r.ratio()
-                .map(|x| (format!("{} — {} vs {}", r.workload, r.ours, r.peer), x))
+/// When and where the figures were measured, for the report and the chart.
+pub fn provenance() -> String {
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
-        .collect();
-    let (label_w, chart_w, bar_h, gap) = (420.0, 460.0, 18.0, 6.0);
-    let height = 60.0 + bars.len() as f64 * (bar_h + gap);
-    let width = label_w + chart_w + 80.0;
-    // log2 scale from 1/8× to 8×, 1× in the middle.
-    let x_of = |ratio: f64| label_w + chart_w / 2.0 + ratio.log2().clamp(-3.0, 3.0) / 3.0 * chart_w / 2.0;
+        .map_or(0, |kib| kib / 1024 / 1024);
+    format!("measured {date} on {cores} cores, {mem_gib} GiB RAM (Linux), {REPS_NOTE}")
+}
+
+const REPS_NOTE: &str = "median of 7 interleaved runs per side";
+
+/// A horizontal bar per row: log-scale ratio around the 1.0× line; unsupported rows greyed.
+fn svg(rows: &[Row]) -> String {
+    let (label_w, chart_w, bar_h, gap) = (470.0, 420.0, 16.0, 5.0);
+    let height = 75.0 + rows.len() as f64 * (bar_h + gap);
+    let width = label_w + chart_w + 70.0;
+    // log2 scale from ¼× to 22×.
+    let (lo, hi) = (-2.0_f64, 4.5_f64);
+    let x_of = |ratio: f64| label_w + (ratio.log2().clamp(lo, hi) - lo) / (hi - lo) * chart_w;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
     );
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="10" y="20" font-size="14" font-weight="bold">store vs peers: peer time / our time (log scale; right of 1× = store faster)</text>"#
+        r#"<text x="10" y="18" font-size="14" font-weight="bold">store vs peers: peer time / store time (log scale; right of 1× = store faster)</text>"#
     );
-    for (mark, label) in [(0.125, "⅛×"), (0.5, "½×"), (1.0, "1×"), (2.0, "2×"), (8.0, "8×")] {
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="34" fill="#555">{}</text>"##,
+        escape(&provenance())
+    );
+    let top = 60.0;
+    for (mark, label) in [
+        (0.25, "¼×"),
+        (0.5, "½×"),
+        (1.0, "1×"),
+        (2.0, "2×"),
+        (4.0, "4×"),
+        (8.0, "8×"),
+        (16.0, "16×"),
+    ] {
         let x = x_of(mark);
+        let stroke = if mark == 1.0 { "black" } else { "#ddd" };
         let _ = writeln!(
             s,
-            r#"<line x1="{x}" y1="35" x2="{x}" y2="{}" stroke="{}" />"#,
-            height - 10.0,
-            if mark == 1.0 { "black" } else { "#ddd" }
+            r#"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="{stroke}" />"#,
+            top - 8.0,
+            height - 8.0
         );
-        let _ = writeln!(s, r#"<text x="{x}" y="32" text-anchor="middle">{label}</text>"#);
+        let _ = writeln!(
+            s,
+            r#"<text x="{x}" y="{}" text-anchor="middle">{label}</text>"#,
+            top - 11.0
+        );
     }
-    for (i, (label, ratio)) in bars.iter().enumerate() {
-        let y = 45.0 + i as f64 * (bar_h + gap);
-        let (x0, x1) = (x_of(1.0), x_of(*ratio));
-        let (left, w) = if x1 >= x0 { (x0, x1 - x0) } else { (x1, x0 - x1) };
-        let color = if *ratio >= 1.0 { "#3a7d44" } else { "#c0392b" };
+    for (i, r) in rows.iter().enumerate() {
+        let y = top + i as f64 * (bar_h + gap);
+        let label = format!("{}: {} — vs {}", r.group, r.workload, r.peer);
         let _ = writeln!(
             s,
             r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
             label_w - 8.0,
-            y + 13.0,
-            escape(label)
+            y + 12.0,
+            escape(&label)
         );
-        let _ = writeln!(
-            s,
-            r#"<rect x="{left}" y="{y}" width="{}" height="{bar_h}" fill="{color}"/>"#,
-            w.max(1.0)
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}">{ratio:.2}×</text>"#,
-            label_w + chart_w + 8.0,
-            y + 13.0
-        );
+        match r.ratio() {
+            Some(ratio) => {
+                let (x0, x1) = (x_of(1.0), x_of(ratio));
+                let (left, w) = if x1 >= x0 { (x0, x1 - x0) } else { (x1, x0 - x1) };
+                let color = if ratio >= 1.0 { "#3a7d44" } else { "#c0392b" };
+                let _ = writeln!(
+                    s,
+                    r#"<rect x="{left}" y="{y}" width="{}" height="{bar_h}" fill="{color}"/>"#,
+                    w.max(1.0)
+                );
+                let _ = writeln!(
+                    s,
+                    r#"<text x="{}" y="{}">{ratio:.2}×</text>"#,
+                    label_w + chart_w + 6.0,
+                    y + 12.0
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{}" y="{}" fill="#888">peer: unsupported (store: {})</text>"##,
+                    x_of(1.0) + 6.0,
+                    y + 12.0,
+                    human(r.ours_sample.median_ns)
+                );
+            }
+        }
     }
     s.push_str("</svg>\n");
     s
