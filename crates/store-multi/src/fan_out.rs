@@ -7,6 +7,7 @@ use bytes::Bytes;
 use store_core::{Backend, Capabilities, Error, Key, PutOptions, Result};
 
 use crate::builder::MultiBuilder;
+use crate::commit;
 use crate::failures::{FailureLog, FailureRecord};
 use crate::locks::KeyLocks;
 use crate::mode::{ReadPolicy, WriteMode};
@@ -134,14 +135,33 @@ impl MultiWriter {
         FanOutWriter::open(Arc::clone(&self.shared), key, opts).await
     }
 
-    /// Writes `data` as one chunk through [`writer`](Self::writer) and closes it: the same
-    /// failure points and guarantees as a streamed write.
+    /// Writes `data` as the whole object, with the same failure points and guarantees as
+    /// a streamed write of it in one chunk through [`writer`](Self::writer).
+    ///
+    /// When no backend streams writes (`capabilities().streaming_writes`), the writer would
+    /// only hand each backend the whole object in one `put` at commit time, so that is done
+    /// directly: under the key's lock, the conditional check, then one concurrent `put` per
+    /// backend, judged by the write mode exactly as the writer's commit is.
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
         self.put_once(key, data, opts).await
     }
 
-    /// `put` without keeping the report in the (dropped) writer.
+    /// `put` without keeping the report in a (dropped) writer.
     pub(crate) async fn put_once(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
+        if self
+            .shared
+            .backends
+            .iter()
+            .any(|b| b.capabilities().streaming_writes)
+        {
+            // Boxed: the writer's state would make every direct put's future large.
+            return Box::pin(self.put_streamed(key, data, opts)).await;
+        }
+        commit::put_whole(&self.shared, key, data, opts.mode).await
+    }
+
+    /// `put` through a [`FanOutWriter`], for backends that stream writes.
+    async fn put_streamed(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
         let mut w = self.writer(key, opts).await?;
         w.write(data).await?;
         w.finish(false).await

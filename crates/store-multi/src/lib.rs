@@ -37,13 +37,18 @@
 //!
 //! A write opens a writer on every backend, sends each chunk to all of them
 //! **concurrently** (one [`Bytes`](store_core::Bytes) shared by all, never copied per
-//! backend), then commits on every backend concurrently. `put` is the same path with one
-//! chunk. A backend that does not stream writes (`capabilities().streaming_writes` is
-//! false — its writer would only buffer in memory and `put` at close) gets no writer:
-//! the fan-out keeps the chunks once for all such backends and hands each of them the
-//! whole object in one `put` at commit time. Its only failure point is then the commit,
-//! exactly as with its own writer. Commits of 1 MiB or more run in one task per backend,
-//! so CPU-bound commits use every core.
+//! backend), then commits on every backend concurrently. A backend that does not stream
+//! writes (`capabilities().streaming_writes` is false — its writer would only buffer in
+//! memory and `put` at close) gets no writer: the fan-out keeps the chunks once for all
+//! such backends and hands each of them the whole object in one `put` at commit time. Its
+//! only failure point is then the commit, exactly as with its own writer. Commits of 1 MiB
+//! or more run in one task per backend, so CPU-bound commits use every core.
+//!
+//! `put` has the same failure points and guarantees as a streamed write of one chunk. When
+//! no backend streams writes it skips building the writer: under the key's lock it runs the
+//! same conditional check, then one `put` per backend, all polled concurrently in the
+//! calling task (no task spawned below 1 MiB), judged by the same commit-phase rules below.
+//! With a streaming backend among them, `put` goes through the writer.
 //!
 //! The [`WriteMode`] decides what counts as success, and what each failure point leaves
 //! behind:
@@ -126,6 +131,7 @@
 //! `(backend index, error)` pair.
 
 mod builder;
+mod commit;
 mod composite;
 mod failures;
 mod fan_out;

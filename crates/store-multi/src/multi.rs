@@ -26,8 +26,8 @@ const READ_ATTEMPTS: u32 = 16;
 /// every other crate (records over a fan-out, a replica of a fan-out, …).
 ///
 /// - `put`, `writer` and `delete` fan out according to the [`WriteMode`](crate::WriteMode);
-///   `put` goes through the same writer as a streamed write, so it has the same failure
-///   points and guarantees.
+///   `put` has the same failure points and guarantees as a streamed write of one chunk
+///   (see the crate documentation on write modes).
 /// - `get`, `head`, `list` and `watch` report a **composite version** assembled from every
 ///   backend (see the crate documentation), and read bodies according to the
 ///   [`ReadPolicy`].
@@ -123,14 +123,14 @@ impl Backend for Multi {
                 })
                 .collect();
             let fetch = |(i, v): (usize, Version)| {
-                let backend = Arc::clone(&self.backends()[i]);
+                let backend = &self.backends()[i];
                 // `if_match` ties the body to the version in the composite.
                 let o = GetOptions {
                     range: opts.range.clone(),
                     if_match: Some(v),
                     if_none_match: None,
                 };
-                async move { (i, backend.get(key, o).await) }
+                async move { (i, (**backend).get(key, o).await) }
             };
             let mut errors = view.errors;
             let mut moved = false;
@@ -250,7 +250,7 @@ impl Backend for Multi {
         let deletes = targets.iter().enumerate().filter_map(|(i, t)| {
             let if_match = t.clone()?;
             let backend = &shared.backends[i];
-            Some(async move { (i, backend.delete(key, DeleteOptions { if_match }).await) })
+            Some(async move { (i, (**backend).delete(key, DeleteOptions { if_match }).await) })
         });
         let mut deleted = 0;
         let mut without = targets.iter().filter(|t| t.is_none()).count() - errors.len();
@@ -289,7 +289,7 @@ impl Backend for Multi {
             streams: self
                 .backends()
                 .iter()
-                .map(|b| Some(b.list(opts.clone())))
+                .map(|b| Some((**b).list(opts.clone())))
                 .collect(),
             heads: vec![None; self.backends().len()],
             failed: vec![false; self.backends().len()],
@@ -321,7 +321,7 @@ impl Backend for Multi {
                 .filter_map(|(i, c)| {
                     let seen_i = c.as_seen()?;
                     let backend = &self.backends()[i];
-                    Some(async move { backend.watch(key, seen_i).await })
+                    Some(async move { (**backend).watch(key, seen_i).await })
                 })
                 .collect();
             let mut failures = Vec::new();

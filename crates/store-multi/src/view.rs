@@ -18,7 +18,7 @@ pub(crate) struct View {
 
 impl View {
     pub(crate) async fn read(backends: &[Arc<dyn Backend>], key: &Key) -> View {
-        let answers = join_all(backends.iter().map(|b| b.head(key))).await;
+        let answers = join_all(backends.iter().map(|b| (**b).head(key))).await;
         let mut view = View {
             comps: Vec::with_capacity(answers.len()),
             metas: Vec::with_capacity(answers.len()),

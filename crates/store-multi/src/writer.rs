@@ -2,23 +2,16 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
-use futures::future::{BoxFuture, join_all};
-use futures::stream::{FuturesUnordered, StreamExt};
-use store_core::{
-    BackendExt, Error, Key, Meta, MultiError, ObjectWriter, PutMode, PutOptions, Result, Version,
-};
-use tokio::sync::{OwnedMutexGuard, watch};
+use futures::future::{BoxFuture, join_all, maybe_done};
+use store_core::{Error, Key, Meta, MultiError, ObjectWriter, PutMode, PutOptions, Result};
 
-use crate::composite::{self, Component};
+use crate::commit::{self, Checked, Pollable, Tally};
+use crate::composite::Component;
 use crate::fan_out::Shared;
-use crate::mode::WriteMode;
-use crate::report::{Outcome, Settlement, WriteReport};
-use crate::view::View;
+use crate::report::WriteReport;
 
 enum Slot {
     /// A streaming backend's own writer.
@@ -40,11 +33,6 @@ enum State {
     Failed,
 }
 
-type Commit = BoxFuture<'static, (usize, Result<Meta>)>;
-
-/// Writes at least this large commit on every backend in parallel tasks.
-const PARALLEL_COMMIT_BYTES: u64 = 1 << 20;
-
 /// A write in progress on every backend of a [`MultiWriter`](crate::MultiWriter).
 ///
 /// [`write`](Self::write) sends each chunk to every live backend concurrently and returns
@@ -65,28 +53,6 @@ pub struct FanOutWriter {
     buffer: Vec<Bytes>,
     written: u64,
     state: State,
-}
-
-/// The mode each backend's own writer gets, from the put mode given to the fan-out.
-/// `Update(composite)` becomes `Update(vᵢ)` where backend i held `vᵢ`, and `Create` where it
-/// held nothing (so an update also heals a backend that missed the previous write).
-fn backend_modes(mode: &PutMode, n: usize) -> Vec<PutMode> {
-    match mode {
-        PutMode::Overwrite => vec![PutMode::Overwrite; n],
-        PutMode::Create => vec![PutMode::Create; n],
-        PutMode::Update(v) => match composite::decode(v, n) {
-            Some(comps) => comps
-                .into_iter()
-                .map(|c| match c {
-                    Component::Present(v) => PutMode::Update(v),
-                    Component::Absent => PutMode::Create,
-                    // Never matches: the check at close reports the conflict.
-                    Component::Unknown => PutMode::Update(Version::empty()),
-                })
-                .collect(),
-            None => vec![PutMode::Update(Version::empty()); n],
-        },
-    }
 }
 
 impl Slot {
@@ -113,15 +79,18 @@ fn join_chunks(mut chunks: Vec<Bytes>, len: u64) -> Bytes {
 impl FanOutWriter {
     pub(crate) async fn open(shared: Arc<Shared>, key: &Key, opts: PutOptions) -> Result<FanOutWriter> {
         let n = shared.backends.len();
-        let modes = backend_modes(&opts.mode, n);
-        let opened = join_all(shared.backends.iter().zip(modes).map(|(b, m)| async move {
-            if b.capabilities().streaming_writes {
-                match b.writer(key, m.into()).await {
-                    Ok(w) => Slot::Live(w),
-                    Err(e) => Slot::Failed(e),
+        let modes = commit::BackendModes::new(&opts.mode, n);
+        let opened = join_all(shared.backends.iter().enumerate().map(|(i, b)| {
+            let m = modes.get(i);
+            async move {
+                if b.capabilities().streaming_writes {
+                    match (**b).writer(key, m.into()).await {
+                        Ok(w) => Slot::Live(w),
+                        Err(e) => Slot::Failed(e),
+                    }
+                } else {
+                    Slot::Buffered(m)
                 }
-            } else {
-                Slot::Buffered(m)
             }
         }))
         .await;
@@ -291,75 +260,38 @@ impl FanOutWriter {
         result
     }
 
-    /// Checks a conditional mode against the composite version. Returns the state of every
-    /// backend as seen under the lock (`Unknown` for an `Overwrite`, which needs no check).
+    /// Checks a conditional mode against the composite version (see [`commit::check`]).
+    /// Returns the state of every backend as seen under the lock (`Unknown` for an
+    /// `Overwrite`, which needs no check).
     async fn check_condition(&mut self) -> Result<Vec<Component>> {
-        let n = self.shared.backends.len();
-        if matches!(self.mode, PutMode::Overwrite) {
-            return Ok(vec![Component::Unknown; n]);
-        }
-        let view = View::read(&self.shared.backends, &self.key).await;
-        let key = self.key.to_string();
-        let verdict = match &self.mode {
-            PutMode::Overwrite => None,
-            PutMode::Create if view.any_present() => Some(Error::AlreadyExists {
-                op: "put",
-                key,
-                version: view.version(),
-            }),
-            PutMode::Create => None,
-            PutMode::Update(_) if !view.any_present() && view.errors.len() < n => {
-                Some(Error::NotFound { op: "put", key })
-            }
-            PutMode::Update(expected) => {
-                let want = composite::decode(expected, n);
-                // Only backends taking part matter: one that already dropped out will not
-                // be written.
-                let matches = want.is_some_and(|want| {
-                    self.slots
-                        .iter()
-                        .zip(want.iter().zip(&view.comps))
-                        .all(|(s, (w, c))| !s.is_live() || matches!(c, Component::Unknown) || w == c)
-                });
-                (!matches).then(|| Error::Conflict {
-                    op: "put",
-                    key,
-                    expected: Some(expected.clone()),
-                    actual: Some(view.version()),
-                })
+        // Not the slots themselves: they are not `Sync`, and this future must be `Send`.
+        let live: Vec<bool> = self.slots.iter().map(Slot::is_live).collect();
+        let checked = commit::check(&self.shared, &self.key, &self.mode, |i| live[i]).await;
+        let Checked { known, errors } = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.abort_live().await;
+                self.state = State::Failed;
+                return Err(e);
             }
         };
-        if let Some(e) = verdict {
-            self.abort_live().await;
-            self.state = State::Failed;
-            return Err(e);
-        }
-        let comps = view.comps.clone();
-        for (i, e) in view.errors {
+        for (i, e) in errors {
             // A backend that cannot tell its state cannot be checked, so it is not written.
             if self.slots[i].is_live() {
                 self.slots[i] = Slot::Failed(e);
             }
         }
         self.enforce().await?;
-        Ok(comps)
+        Ok(known)
     }
 
     async fn commit(&mut self) -> Result<WriteReport> {
         let guard = self.shared.locks.lock(&self.key).await;
         let known = self.check_condition().await?;
         let n = self.shared.backends.len();
-        let required = self.required();
-        let mut errors: Vec<(usize, Error)> = Vec::new();
-        let mut committed: Vec<(usize, Meta)> = Vec::new();
-        let mut indices: Vec<usize> = Vec::with_capacity(n);
-        let mut futures: Vec<BoxFuture<'static, Result<Meta>>> = Vec::with_capacity(n);
-        // A large commit may be CPU-bound (a memory store joining chunks, a checksum):
-        // give each backend its own task so they use every core. Small ones stay in this
-        // task, where they cost no spawn.
-        let parallel = (self.written >= PARALLEL_COMMIT_BYTES)
-            .then(|| tokio::runtime::Handle::try_current().ok())
-            .flatten();
+        let mut tally = Tally::new(n, Vec::new());
+        let mut commits: Vec<Pollable<'static>> = Vec::with_capacity(n);
+        let parallel = commit::parallel_runtime(self.written);
         let body = join_chunks(std::mem::take(&mut self.buffer), self.written);
         for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
             let commit: BoxFuture<'static, Result<Meta>> = match slot {
@@ -370,225 +302,31 @@ impl FanOutWriter {
                         self.key.clone(),
                         body.clone(),
                     );
-                    Box::pin(async move { backend.put(&key, body, mode.into()).await })
+                    Box::pin(async move { (*backend).put(&key, body, mode.into()).await })
                 }
                 Slot::Failed(e) => {
-                    errors.push((i, e));
+                    tally.fail(i, e);
                     continue;
                 }
                 Slot::Aborted => continue,
             };
-            indices.push(i);
-            futures.push(match &parallel {
-                Some(rt) => {
-                    let task = rt.spawn(commit);
-                    Box::pin(async move {
-                        task.await.unwrap_or_else(|e| {
-                            Err(Error::Backend {
-                                backend: "store-multi",
-                                retryable: false,
-                                source: Box::new(e),
-                            })
-                        })
-                    })
-                }
-                None => commit,
-            });
+            commits.push((i, maybe_done(commit::maybe_spawned(parallel.as_ref(), commit))));
         }
-        let mut commits: FuturesUnordered<Commit> = FuturesUnordered::new();
-        if self.shared.mode == WriteMode::Quorum {
-            commits.extend(
-                indices
-                    .into_iter()
-                    .zip(futures)
-                    .map(|(i, f)| -> Commit { Box::pin(async move { (i, f.await) }) }),
-            );
-            while committed.len() < required {
-                match commits.next().await {
-                    Some((i, Ok(meta))) => committed.push((i, meta)),
-                    Some((i, Err(e))) => errors.push((i, e)),
-                    None => break,
-                }
-            }
-            // Quorum reached: collect the stragglers that are done already (without
-            // waiting), so that only truly slow backends go to the background.
-            while let Some(Some((i, r))) = commits.next().now_or_never() {
-                match r {
-                    Ok(meta) => committed.push((i, meta)),
-                    Err(e) => errors.push((i, e)),
-                }
-            }
-            committed.sort_by_key(|(i, _)| *i);
-        } else {
-            // All and BestEffort wait for every backend.
-            for (i, r) in indices.into_iter().zip(join_all(futures).await) {
-                match r {
-                    Ok(meta) => committed.push((i, meta)),
-                    Err(e) => errors.push((i, e)),
-                }
-            }
-        }
-
-        if committed.len() < required {
-            // Nothing is pending here: the loop only stops early once the quorum is met.
-            if self.mode == PutMode::Create {
-                roll_back(&self.shared, &self.key, &committed, &mut errors).await;
-            }
-            errors.sort_by_key(|(i, _)| *i);
-            tracing::debug!(key = %self.key, failed = errors.len(), "store-multi: commit failed");
-            return Err(MultiError::new(errors).into());
-        }
-
-        let mut outcomes = vec![Outcome::Pending; n];
-        for (i, meta) in &committed {
-            outcomes[*i] = Outcome::Committed(meta.clone());
-        }
-        for (i, e) in errors {
-            let e = Arc::new(e);
-            self.shared
-                .failures
-                .record("put", self.key.as_str(), i, Arc::clone(&e));
-            outcomes[i] = Outcome::Failed(e);
-        }
-        let base = Meta {
-            key: self.key.clone(),
-            size: self.written,
-            version: Version::empty(),
-            modified: committed
-                .first()
-                .map_or_else(SystemTime::now, |(_, m)| m.modified),
-        };
-        if commits.is_empty() {
-            let meta = settle_version(&self.shared, &self.key, base, &outcomes, &known).await;
-            drop(guard);
-            return Ok(WriteReport {
-                meta,
-                outcomes,
-                settled: None,
-            });
-        }
-
-        // Quorum reached with backends still committing: return now, let them finish.
-        let mut meta = base.clone();
-        meta.version = composite::encode(&components(&outcomes, &known));
-        let (tx, rx) = watch::channel(None);
-        let report = WriteReport {
-            meta,
-            outcomes: outcomes.clone(),
-            settled: Some(rx),
-        };
-        let finish = finish_in_background(
-            Arc::clone(&self.shared),
-            self.key.clone(),
-            base,
-            outcomes,
+        let required = self.required();
+        let quorum = commit::quorum(self.shared.mode, required);
+        let pending = commit::background(commit::drive(commits, quorum, &mut tally).await);
+        commit::conclude(
+            &self.shared,
+            &self.key,
+            &self.mode,
+            self.written,
             known,
-            commits,
+            tally,
+            pending,
             guard,
-            tx,
-        );
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(finish);
-            }
-            // No runtime to hand the stragglers to: finish them here.
-            Err(_) => finish.await,
-        }
-        Ok(report)
+        )
+        .await
     }
-}
-
-/// Undoes the commits of a failed `Create`: deletes each new object if it is still the
-/// version this write made (never someone else's).
-async fn roll_back(
-    shared: &Shared,
-    key: &Key,
-    committed: &[(usize, Meta)],
-    errors: &mut Vec<(usize, Error)>,
-) {
-    let undo = committed.iter().map(|(i, m)| async move {
-        let r = shared.backends[*i].delete_if(key, m.version.clone()).await;
-        (*i, r)
-    });
-    for (i, r) in join_all(undo).await {
-        if let Err(e) = r {
-            errors.push((
-                i,
-                Error::Backend {
-                    backend: "store-multi rollback",
-                    retryable: false,
-                    source: Box::new(e),
-                },
-            ));
-        }
-    }
-}
-
-/// Components of the composite version after a write: committed backends hold their new
-/// version, failed ones what they held before (known from the conditional check, else
-/// `Unknown` for now), pending ones `Unknown`.
-fn components(outcomes: &[Outcome], known: &[Component]) -> Vec<Component> {
-    outcomes
-        .iter()
-        .zip(known)
-        .map(|(o, k)| match o {
-            Outcome::Committed(m) => Component::Present(m.version.clone()),
-            Outcome::Failed(_) => k.clone(),
-            Outcome::Pending => Component::Unknown,
-        })
-        .collect()
-}
-
-/// The final composite version, asking the failed backends (under the key's lock, so it
-/// is stable against this `Multi`'s writers) what they hold when the check did not tell.
-async fn settle_version(
-    shared: &Shared,
-    key: &Key,
-    mut meta: Meta,
-    outcomes: &[Outcome],
-    known: &[Component],
-) -> Meta {
-    let mut comps = components(outcomes, known);
-    let unknown: Vec<usize> = (0..comps.len())
-        .filter(|&i| comps[i] == Component::Unknown)
-        .collect();
-    let heads = join_all(unknown.iter().map(|&i| shared.backends[i].head(key))).await;
-    for (i, h) in unknown.into_iter().zip(heads) {
-        comps[i] = match h {
-            Ok(m) => Component::Present(m.version),
-            Err(e) if e.is_not_found() => Component::Absent,
-            Err(_) => Component::Unknown,
-        };
-    }
-    meta.version = composite::encode(&comps);
-    meta
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn finish_in_background(
-    shared: Arc<Shared>,
-    key: Key,
-    base: Meta,
-    mut outcomes: Vec<Outcome>,
-    known: Vec<Component>,
-    mut commits: FuturesUnordered<Commit>,
-    guard: OwnedMutexGuard<()>,
-    tx: watch::Sender<Option<Settlement>>,
-) {
-    while let Some((i, r)) = commits.next().await {
-        outcomes[i] = match r {
-            Ok(m) => Outcome::Committed(m),
-            Err(e) => {
-                let e = Arc::new(e);
-                shared.failures.record("put", key.as_str(), i, Arc::clone(&e));
-                Outcome::Failed(e)
-            }
-        };
-    }
-    let meta = settle_version(&shared, &key, base, &outcomes, &known).await;
-    drop(guard);
-    tracing::debug!(key = %key, version = %meta.version, "store-multi: quorum write settled");
-    let _ = tx.send(Some(Settlement { meta, outcomes }));
 }
 
 impl fmt::Debug for FanOutWriter {

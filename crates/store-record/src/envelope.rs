@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use store_core::{Error, Key, Result};
 
 /// The first byte of every record envelope.
@@ -34,9 +34,10 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
-    /// Whether the record has expired at `now` (an expiry equal to `now` has passed).
-    pub(crate) fn is_expired_at(&self, now: SystemTime) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
+    /// Whether the record has expired by the time `now()` gives (an expiry equal to it
+    /// has passed). The clock is only read for a record that has an expiry.
+    pub(crate) fn has_expired(&self, now: impl FnOnce() -> SystemTime) -> bool {
+        self.expires_at.is_some_and(|t| t <= now())
     }
 }
 
@@ -57,31 +58,35 @@ pub(crate) fn encode(
             Error::invalid_input(op, Some(key), format!("expiry {t:?} is after the year 2554"))
         })?),
     };
-    let mut out = BytesMut::with_capacity(HEADER_LEN + EXPIRY_LEN + value.len());
-    out.put_u8(MAGIC);
-    out.put_u8(FORMAT_VERSION);
+    // Exactly the envelope's size: a `Vec` that is full converts to `Bytes` without
+    // another allocation (a spare byte would make `Bytes` allocate a shared header).
+    let header = if expiry.is_some() {
+        HEADER_LEN + EXPIRY_LEN
+    } else {
+        HEADER_LEN
+    };
+    let mut out = Vec::with_capacity(header + value.len());
     match expiry {
         Some(nanos) => {
-            out.put_u8(FLAG_EXPIRY);
-            out.put_u64(nanos);
+            out.extend_from_slice(&[MAGIC, FORMAT_VERSION, FLAG_EXPIRY]);
+            out.extend_from_slice(&nanos.to_be_bytes());
         }
-        None => out.put_u8(0),
+        None => out.extend_from_slice(&[MAGIC, FORMAT_VERSION, 0]),
     }
-    out.put_slice(value);
-    Ok(out.freeze())
+    out.extend_from_slice(value);
+    Ok(Bytes::from(out))
 }
 
-/// Decodes the object stored at `key`.
-pub(crate) fn decode(key: &Key, data: Bytes) -> Result<Envelope> {
+/// Decodes the object stored at `key`. The value is `data` itself, advanced past the
+/// header: no copy, and not even a reference-count change.
+pub(crate) fn decode(key: &Key, mut data: Bytes) -> Result<Envelope> {
     let corrupt = |reason: String| Error::Corrupt {
         key: key.to_string(),
         reason: format!("record envelope: {reason}"),
     };
-    let header: [u8; HEADER_LEN] = match data.get(..HEADER_LEN) {
-        Some(h) => [h[0], h[1], h[2]],
-        None => return Err(corrupt(format!("{} bytes, shorter than the header", data.len()))),
+    let Some(&[magic, format, flags]) = data.get(..HEADER_LEN) else {
+        return Err(corrupt(format!("{} bytes, shorter than the header", data.len())));
     };
-    let [magic, format, flags] = header;
     if magic != MAGIC {
         return Err(corrupt(format!("not a record (first byte {magic:#04x})")));
     }
@@ -93,20 +98,21 @@ pub(crate) fn decode(key: &Key, data: Bytes) -> Result<Envelope> {
     if flags & !FLAG_EXPIRY != 0 {
         return Err(corrupt(format!("unknown flags {flags:#010b}")));
     }
-    let (expires_at, body_start) = if flags & FLAG_EXPIRY != 0 {
-        let end = HEADER_LEN + EXPIRY_LEN;
-        let raw = data
-            .get(HEADER_LEN..end)
-            .ok_or_else(|| corrupt(format!("{} bytes, expiry truncated", data.len())))?;
+    let expires_at = if flags & FLAG_EXPIRY != 0 {
+        let Some(raw) = data.get(HEADER_LEN..HEADER_LEN + EXPIRY_LEN) else {
+            return Err(corrupt(format!("{} bytes, expiry truncated", data.len())));
+        };
         let mut nanos = [0u8; EXPIRY_LEN];
         nanos.copy_from_slice(raw);
-        (Some(from_nanos(u64::from_be_bytes(nanos))), end)
+        data.advance(HEADER_LEN + EXPIRY_LEN);
+        Some(from_nanos(u64::from_be_bytes(nanos)))
     } else {
-        (None, HEADER_LEN)
+        data.advance(HEADER_LEN);
+        None
     };
     Ok(Envelope {
         expires_at,
-        value: data.slice(body_start..),
+        value: data,
     })
 }
 

@@ -119,7 +119,8 @@
 //! - Expired records are absent for every operation, including `create` (which succeeds
 //!   over them), `delete` (`NotFound`) and waiting (`NotFound` at the expiry instant).
 //! - `cas_by_version` is linearised at its read: a record that expires in the microseconds
-//!   between the version check and the conditional write is still replaced.
+//!   between the version check and the conditional write is still replaced. That read
+//!   fetches only the envelope header (a range read of its first 11 bytes), not the value.
 
 mod clock;
 mod envelope;

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use store_core::{
-    Backend, BackendExt, Body, ByteRange, Error, GetOptions, Key, ListOptions, PutMode, PutOptions, Record,
-    RecordStore, Result, Version,
+    Backend, BackendExt, Body, ByteRange, Error, GetOptions, Key, ListOptions, Meta, PutMode, PutOptions,
+    Record, RecordStore, Result, Version,
 };
 
 use crate::clock::{Clock, SystemClock};
@@ -109,7 +109,11 @@ impl<B: Backend> Records<B> {
             Err(e) if e.is_not_found() => return Ok(Current::Absent),
             Err(e) => return Err(e),
         };
-        let version = obj.meta.version;
+        let Meta {
+            key: stored_key,
+            version,
+            ..
+        } = obj.meta;
         let data = match obj.body {
             // The common case, without another state machine around it.
             Body::Bytes(data) => data,
@@ -119,20 +123,27 @@ impl<B: Backend> Records<B> {
                 Err(e) => return Err(e),
             },
         };
-        let Envelope { expires_at, value } = envelope::decode(key, data)?;
-        if expires_at.is_some_and(|t| t <= self.now()) {
+        let env = envelope::decode(key, data)?;
+        if env.has_expired(|| self.now()) {
             return Ok(Current::Expired(version));
         }
+        let Envelope { expires_at, value } = env;
         Ok(Current::Live(Record {
-            key: key.clone(),
+            // The key the backend handed back is this one: reuse it rather than clone
+            // (and drop) another reference.
+            key: if stored_key == *key {
+                stored_key
+            } else {
+                key.clone()
+            },
             value,
             version,
             expires_at,
         }))
     }
 
-    /// Reads only the envelope header of `key`: its version and whether it has expired.
-    /// `None` if absent.
+    /// Reads only the envelope header of `key` (a range read of its first bytes): its
+    /// version and whether it has expired. `None` if absent.
     pub(crate) async fn read_expiry(&self, key: &Key) -> Result<Option<(Version, bool)>> {
         let opts = GetOptions::default().with_range(ByteRange::from(0..HEADER_PREFIX));
         let obj = match self.inner.backend.get(key, opts).await {
@@ -140,14 +151,17 @@ impl<B: Backend> Records<B> {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let version = obj.meta.version.clone();
-        let head = match obj.bytes().await {
-            Ok(head) => head,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
+        let version = obj.meta.version;
+        let head = match obj.body {
+            Body::Bytes(head) => head,
+            body => match body.bytes().await {
+                Ok(head) => head,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            },
         };
-        let env = envelope::decode(key, head)?;
-        Ok(Some((version, env.is_expired_at(self.now()))))
+        let expired = envelope::decode(key, head)?.has_expired(|| self.now());
+        Ok(Some((version, expired)))
     }
 
     /// Removes an expired record, unless it was renewed (its version changed) meanwhile.
@@ -359,22 +373,23 @@ impl<B: Backend> RecordStore for Records<B> {
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
         // The read decides "absent or expired" (NotFound) versus "another version"
-        // (Conflict); the conditional put then guarantees nobody wrote in between.
-        match self.read(key).await? {
-            Current::Absent => return Err(not_found(OP, key)),
-            Current::Expired(version) => {
+        // (Conflict); the conditional put then guarantees nobody wrote in between. Only the
+        // envelope header is read: the value is not needed to decide.
+        match self.read_expiry(key).await? {
+            None => return Err(not_found(OP, key)),
+            Some((version, true)) => {
                 self.purge(key, version).await;
                 return Err(not_found(OP, key));
             }
-            Current::Live(current) if current.version != record.version => {
+            Some((version, false)) if version != record.version => {
                 return Err(Error::Conflict {
                     op: OP,
                     key: key.to_string(),
                     expected: Some(record.version),
-                    actual: Some(current.version),
+                    actual: Some(version),
                 });
             }
-            Current::Live(_) => {}
+            Some(_) => {}
         }
         let meta = self
             .inner
