@@ -289,9 +289,12 @@ fn contention(op: &'static str, key: &Key) -> Error {
     }
 }
 
-#[async_trait]
-impl<B: Backend> RecordStore for Records<B> {
-    async fn create(&self, record: Record) -> Result<Version> {
+/// The record operations, callable without the trait object's boxing: [`RecordStore`] for
+/// `Records<B>` forwards to these, so both behave identically.
+impl<B: Backend> Records<B> {
+    /// Creates a new record; `AlreadyExists` (with the live version) if one is there. An expired
+    /// record counts as absent. See [`RecordStore::create`].
+    pub async fn create(&self, record: Record) -> Result<Version> {
         const OP: &str = "create";
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
@@ -328,7 +331,8 @@ impl<B: Backend> RecordStore for Records<B> {
         Err(contention(OP, key))
     }
 
-    async fn get(&self, key: &Key) -> Result<Record> {
+    /// The live record at `key`; `NotFound` if absent or expired. See [`RecordStore::get`].
+    pub async fn get(&self, key: &Key) -> Result<Record> {
         match self.read(key).await? {
             Current::Live(r) => Ok(r),
             Current::Expired(v) => {
@@ -339,11 +343,15 @@ impl<B: Backend> RecordStore for Records<B> {
         }
     }
 
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
+    /// The live records at `keys`, aligned with them (`None` where absent or expired). See
+    /// [`RecordStore::get_many`].
+    pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
         futures::future::try_join_all(keys.iter().map(|k| self.live(k))).await
     }
 
-    async fn put(&self, record: Record) -> Result<Record> {
+    /// Writes `record` unconditionally (its version is ignored) and returns it with the new
+    /// version. See [`RecordStore::put`].
+    pub async fn put(&self, record: Record) -> Result<Record> {
         const OP: &str = "put";
         let data = envelope::encode(OP, &record.key, &record.value, record.expires_at)?;
         let meta = self
@@ -359,7 +367,9 @@ impl<B: Backend> RecordStore for Records<B> {
         })
     }
 
-    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+    /// Writes `records` in order (of two with the same key, the later wins). See
+    /// [`RecordStore::put_many`].
+    pub async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
         // One after another, so that of two records with the same key the later one wins.
         let mut versions = Vec::with_capacity(records.len());
         for record in records {
@@ -368,7 +378,9 @@ impl<B: Backend> RecordStore for Records<B> {
         Ok(versions)
     }
 
-    async fn cas_by_version(&self, record: Record) -> Result<Record> {
+    /// Replaces value and expiry only if the stored version is `record.version`: `Conflict`
+    /// otherwise, `NotFound` if absent or expired. See [`RecordStore::cas_by_version`].
+    pub async fn cas_by_version(&self, record: Record) -> Result<Record> {
         const OP: &str = "cas_by_version";
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
@@ -404,7 +416,9 @@ impl<B: Backend> RecordStore for Records<B> {
         })
     }
 
-    async fn delete(&self, key: &Key) -> Result<()> {
+    /// Deletes the live record at `key`; `NotFound` if absent or expired. See
+    /// [`RecordStore::delete`].
+    pub async fn delete(&self, key: &Key) -> Result<()> {
         const OP: &str = "delete";
         for _ in 0..MAX_ATTEMPTS {
             let version = match self.read(key).await? {
@@ -430,7 +444,10 @@ impl<B: Backend> RecordStore for Records<B> {
         Err(contention(OP, key))
     }
 
-    async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
+    /// Waits until the version at `key` differs from `version` and returns the new one; `NotFound`
+    /// if the record is (or becomes) absent or expired. See
+    /// [`RecordStore::wait_for_version_change`].
+    pub async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
         const OP: &str = "wait_for_version_change";
         loop {
             let current = match self.read(key).await? {
@@ -462,12 +479,53 @@ impl<B: Backend> RecordStore for Records<B> {
         }
     }
 
-    async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
+    /// The keys of live records matching the glob `pattern`, in key order. See
+    /// [`RecordStore::list_keys`].
+    pub async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
         let pattern = Pattern::new(pattern)?;
         let opts = match pattern.prefix() {
             "" => ListOptions::default(),
             prefix => ListOptions::default().with_prefix(prefix),
         };
         Ok(self.list_live(opts, Some(Arc::new(pattern))))
+    }
+}
+
+#[async_trait]
+impl<B: Backend> RecordStore for Records<B> {
+    async fn create(&self, record: Record) -> Result<Version> {
+        Records::create(self, record).await
+    }
+
+    async fn get(&self, key: &Key) -> Result<Record> {
+        Records::get(self, key).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
+        Records::get_many(self, keys).await
+    }
+
+    async fn put(&self, record: Record) -> Result<Record> {
+        Records::put(self, record).await
+    }
+
+    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+        Records::put_many(self, records).await
+    }
+
+    async fn cas_by_version(&self, record: Record) -> Result<Record> {
+        Records::cas_by_version(self, record).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        Records::delete(self, key).await
+    }
+
+    async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
+        Records::wait_for_version_change(self, key, version).await
+    }
+
+    async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
+        Records::list_keys(self, pattern).await
     }
 }
