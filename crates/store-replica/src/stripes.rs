@@ -16,6 +16,11 @@ use store_core::{Key, Version};
 
 const STRIPES: usize = 64;
 
+/// How many keys each stripe's version table remembers (so the whole table holds at most
+/// `STRIPES × VOUCH_CAPACITY` = 65,536 keys, a few MiB). The table is only a cache: a key
+/// it has forgotten is read from the primary, so evicting costs speed, never correctness.
+pub(crate) const VOUCH_CAPACITY: usize = 1024;
+
 #[derive(Debug)]
 pub(crate) struct Stripes {
     stripes: Box<[Stripe]>,
@@ -71,8 +76,22 @@ impl Stripe {
     }
 
     /// Records the versions of a mutation that succeeded on every sync store.
+    /// When the stripe already remembers [`VOUCH_CAPACITY`] other keys, an arbitrary one
+    /// is forgotten first, so the table stays bounded however many keys are written.
     pub(crate) fn remember(&self, key: &Key, versions: Box<[Version]>) {
-        self.versions.lock().insert(key.clone(), versions);
+        let mut table = self.versions.lock();
+        if table.len() >= VOUCH_CAPACITY
+            && !table.contains_key(key)
+            && let Some(victim) = table.keys().next().cloned()
+        {
+            table.remove(&victim);
+        }
+        table.insert(key.clone(), versions);
+    }
+
+    #[cfg(test)]
+    fn remembered(&self) -> usize {
+        self.versions.lock().len()
     }
 
     /// The primary's version for the object that sync store `store` returned with `version`,
@@ -109,5 +128,23 @@ mod tests {
         s.forget(&k);
         assert_eq!(s.vouch(&k, 1, &Version::from(7)), None);
         assert_eq!(foreign(2, &Version::from(5)).to_string(), "~replica2:5");
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let stripe = Stripe::default();
+        let versions = || -> Box<[Version]> { vec![Version::from(1), Version::from(2)].into() };
+        let keys: Vec<Key> = (0..VOUCH_CAPACITY * 3)
+            .map(|i| Key::new(format!("k/{i}")).unwrap())
+            .collect();
+        for k in &keys {
+            stripe.remember(k, versions());
+        }
+        assert_eq!(stripe.remembered(), VOUCH_CAPACITY);
+        // The latest write is always remembered; rewriting a remembered key evicts nothing.
+        let last = keys.last().unwrap();
+        assert_eq!(stripe.vouch(last, 1, &Version::from(2)), Some(Version::from(1)));
+        stripe.remember(last, versions());
+        assert_eq!(stripe.remembered(), VOUCH_CAPACITY);
     }
 }
