@@ -118,12 +118,14 @@ start() {
     write_config
     local weed
     weed="$(weed_bin)"
-    # Small volumes and few of them, so it starts fast and stays small on a small machine.
+    # Small volumes, so it starts fast and stays small on a small machine; up to 64 of
+    # them (created only when needed), because overwritten objects keep their space until
+    # a vacuum and the 16 MiB streaming benchmark overwrites a few GiB.
     setsid nohup "$weed" server \
         -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -master.port=$MASTER -master.port.grpc=$((MASTER + 10)) \
         -master.volumeSizeLimitMB=256 -master.telemetry=false \
-        -volume.port=$VOLUME -volume.port.grpc=$((VOLUME + 10)) -volume.max=16 \
+        -volume.port=$VOLUME -volume.port.grpc=$((VOLUME + 10)) -volume.max=64 \
         -filer.port=$FILER -filer.port.grpc=$((FILER + 10)) \
         -s3 -s3.port=$S3 -s3.port.grpc=$((S3 + 10)) -s3.config="$DIR/s3.json" \
         -s3.port.iceberg=0 -s3.port.lance=0 -iam.port=$IAM \
