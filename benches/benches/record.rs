@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_benches::{key, payload, runtime};
-use store_core::{Backend, BackendExt, GetOptions, PutOptions, Record, RecordStore};
+use store_core::{Backend, BackendExt, GetOptions, PutOptions, Record};
 use store_memory::MemoryStore;
 use store_record::Records;
 

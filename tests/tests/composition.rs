@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use store_core::{Backend, BackendExt, Key, Record, RecordStore};
+use store_core::{Backend, BackendExt, Key, Record};
 use store_memory::MemoryStore;
 use store_multi::{Multi, WriteMode};
 use store_record::Records;

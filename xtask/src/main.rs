@@ -4,8 +4,10 @@
 //!   `-D warnings`, and cargo-deny (bans, licenses, sources; installed if missing).
 //! - `test [--deep]`: the whole workspace's tests; property tests run 48 cases per property,
 //!   `--deep` runs 1024.
-//! - `bench [--compare] [-- <criterion args>]`: every criterion bench; `--compare` runs the
-//!   side-by-side comparison with the peers (a separate package, never built by CI).
+//! - `bench [--compare [--publish]] [-- <criterion args>]`: every criterion bench;
+//!   `--compare` runs the side-by-side comparison with the peers (a separate package, never
+//!   built by CI), and `--publish` then copies its table and chart to `docs/bench/`, the
+//!   copy the README shows.
 //! - `deny`: cargo-deny only.
 //! - `ci`: lint, then test — what `.ci/run` calls.
 
@@ -32,7 +34,9 @@ fn main() -> ExitCode {
         "deny" => deny(),
         "ci" => lint().and_then(|()| test(false)),
         _ => {
-            eprintln!("usage: cargo xtask <lint | test [--deep] | bench [--compare] | deny | ci>");
+            eprintln!(
+                "usage: cargo xtask <lint | test [--deep] | bench [--compare [--publish]] | deny | ci>"
+            );
             return if cmd == "help" {
                 ExitCode::SUCCESS
             } else {
@@ -174,8 +178,17 @@ fn start_services(t: &mut Command) -> Result<Vec<&'static str>> {
 }
 
 fn bench(rest: &[String]) -> Result {
-    let compare = rest.iter().any(|a| a == "--compare");
+    let own: Vec<&String> = rest.iter().take_while(|a| *a != "--").collect();
+    let compare = own.iter().any(|a| *a == "--compare");
+    let publish = own.iter().any(|a| *a == "--publish");
     let passthrough: Vec<&String> = rest.iter().skip_while(|a| *a != "--").skip(1).collect();
+    if publish && (!compare || !passthrough.is_empty()) {
+        return Err(
+            "--publish needs --compare and a full run (no filter after `--`): \
+                    the published table must cover every row"
+                .into(),
+        );
+    }
     if compare {
         let mut c = cargo();
         c.args([
@@ -188,10 +201,67 @@ fn bench(rest: &[String]) -> Result {
         c.args(&passthrough);
         // Share the workspace's target directory so common dependencies build once.
         c.env("CARGO_TARGET_DIR", root().join("target").join("compare"));
-        return run(c);
+        run(c)?;
+        if publish {
+            publish_comparison()?;
+        }
+        return Ok(());
     }
     let mut b = cargo();
     b.args(["bench", "-p", "store-benches", "--"]);
     b.args(&passthrough);
     run(b)
+}
+
+/// Where the README's copy of the comparison table starts and ends.
+const TABLE_START: &str = "<!-- bench-compare:start -->";
+const TABLE_END: &str = "<!-- bench-compare:end -->";
+
+/// Copies the comparison's table and chart (just written by the run) to `docs/bench/`, and
+/// the table into the README between its markers.
+fn publish_comparison() -> Result {
+    let (from, to) = (root().join("target/bench-compare"), root().join("docs/bench"));
+    std::fs::create_dir_all(&to).map_err(|e| format!("create {}: {e}", to.display()))?;
+    for file in ["report.md", "ratios.svg"] {
+        std::fs::copy(from.join(file), to.join(file))
+            .map_err(|e| format!("copy {file} to {}: {e}", to.display()))?;
+    }
+    let table = std::fs::read_to_string(to.join("report.md")).map_err(|e| format!("read report.md: {e}"))?;
+    let readme_path = root().join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).map_err(|e| format!("read README.md: {e}"))?;
+    let readme = replace_between(&readme, TABLE_START, TABLE_END, table.trim())
+        .ok_or_else(|| format!("README.md lacks the {TABLE_START} … {TABLE_END} markers"))?;
+    std::fs::write(&readme_path, readme).map_err(|e| format!("write README.md: {e}"))?;
+    eprintln!("published to {} and README.md", to.display());
+    Ok(())
+}
+
+/// `text` with what lies between `start` and `end` replaced by `content` on lines of its
+/// own; `None` if the markers are missing or out of order.
+fn replace_between(text: &str, start: &str, end: &str, content: &str) -> Option<String> {
+    let open = text.find(start)? + start.len();
+    let close = open + text[open..].find(end)?;
+    Some(format!("{}\n{content}\n{}", &text[..open], &text[close..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_between_the_markers() {
+        let text = "a\n<!-- s -->\nold\ntable\n<!-- e -->\nb\n";
+        assert_eq!(
+            replace_between(text, "<!-- s -->", "<!-- e -->", "new").as_deref(),
+            Some("a\n<!-- s -->\nnew\n<!-- e -->\nb\n")
+        );
+        assert_eq!(
+            replace_between("no markers", "<!-- s -->", "<!-- e -->", "x"),
+            None
+        );
+        assert_eq!(
+            replace_between("<!-- e --><!-- s -->", "<!-- s -->", "<!-- e -->", "x"),
+            None
+        );
+    }
 }

@@ -253,7 +253,9 @@ fn main() {
             fs_rows(&all, &mut rows).await;
         }
     });
-    report::write(&rows);
+    if !report::write(&rows) {
+        std::process::exit(1);
+    }
 }
 
 async fn fs_rows(all: &[Workload], rows: &mut Vec<Row>) {

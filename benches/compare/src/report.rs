@@ -72,7 +72,9 @@ fn human(ns: f64) -> String {
     }
 }
 
-pub fn write(rows: &[Row]) {
+/// Prints the table and writes it and the chart under `target/bench-compare/`; `false` if
+/// they could not be written.
+pub fn write(rows: &[Row]) -> bool {
     let mut md = String::new();
     let _ = writeln!(md, "_{}_\n", provenance());
     let _ = writeln!(
@@ -90,8 +92,10 @@ pub fn write(rows: &[Row]) {
         .and_then(|()| std::fs::write(dir.join("ratios.svg"), svg(rows)))
     {
         eprintln!("cannot write the report under {}: {e}", dir.display());
+        false
     } else {
         eprintln!("wrote {}/report.md and ratios.svg", dir.display());
+        true
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::body::Object;
@@ -87,33 +88,90 @@ pub trait ObjectWriter: Send + Debug {
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 
+// The forwarding impls hand back the inner call's boxed future as it is, instead of
+// boxing a future that awaits it (what `#[async_trait]` on these methods would do): a call
+// through an `Arc<dyn Backend>` allocates once, like a call on the backend itself. The
+// signatures are the ones `#[async_trait]` gives the trait's methods. (The inner method is
+// called when the outer one is, not at the first poll: the same for every `#[async_trait]`
+// backend, whose methods only build their future.)
 macro_rules! forward_backend {
     ($ptr:ident) => {
-        #[async_trait]
         impl<B: Backend + ?Sized> Backend for $ptr<B> {
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
             }
-            async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-                (**self).put(key, data, opts).await
+            fn put<'s, 'k, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                data: Bytes,
+                opts: PutOptions,
+            ) -> BoxFuture<'async_trait, Result<Meta>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).put(key, data, opts)
             }
-            async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
-                (**self).writer(key, opts).await
+            fn writer<'s, 'k, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                opts: PutOptions,
+            ) -> BoxFuture<'async_trait, Result<Box<dyn ObjectWriter>>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).writer(key, opts)
             }
-            async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
-                (**self).get(key, opts).await
+            fn get<'s, 'k, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                opts: GetOptions,
+            ) -> BoxFuture<'async_trait, Result<Object>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get(key, opts)
             }
-            async fn head(&self, key: &Key) -> Result<Meta> {
-                (**self).head(key).await
+            fn head<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<Meta>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).head(key)
             }
-            async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
-                (**self).delete(key, opts).await
+            fn delete<'s, 'k, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                opts: DeleteOptions,
+            ) -> BoxFuture<'async_trait, Result<()>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).delete(key, opts)
             }
             fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
                 (**self).list(opts)
             }
-            async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
-                (**self).watch(key, seen).await
+            fn watch<'s, 'k, 'v, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                seen: Option<&'v Version>,
+            ) -> BoxFuture<'async_trait, Result<Option<Version>>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                'v: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).watch(key, seen)
             }
         }
     };

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
@@ -92,36 +93,95 @@ pub trait RecordStore: Send + Sync + Debug + 'static {
     async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>>;
 }
 
+// As for `Backend`: the forwarding impls hand back the inner boxed future as it is (one
+// allocation per call through an `Arc<dyn RecordStore>`, not two).
 macro_rules! forward_records {
     ($ptr:ident) => {
-        #[async_trait]
         impl<R: RecordStore + ?Sized> RecordStore for $ptr<R> {
-            async fn create(&self, record: Record) -> Result<Version> {
-                (**self).create(record).await
+            fn create<'s, 'async_trait>(&'s self, record: Record) -> BoxFuture<'async_trait, Result<Version>>
+            where
+                's: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).create(record)
             }
-            async fn get(&self, key: &Key) -> Result<Record> {
-                (**self).get(key).await
+            fn get<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<Record>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get(key)
             }
-            async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
-                (**self).get_many(keys).await
+            fn get_many<'s, 'k, 'async_trait>(
+                &'s self,
+                keys: &'k [Key],
+            ) -> BoxFuture<'async_trait, Result<Vec<Option<Record>>>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).get_many(keys)
             }
-            async fn put(&self, record: Record) -> Result<Record> {
-                (**self).put(record).await
+            fn put<'s, 'async_trait>(&'s self, record: Record) -> BoxFuture<'async_trait, Result<Record>>
+            where
+                's: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).put(record)
             }
-            async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
-                (**self).put_many(records).await
+            fn put_many<'s, 'async_trait>(
+                &'s self,
+                records: Vec<Record>,
+            ) -> BoxFuture<'async_trait, Result<Vec<Version>>>
+            where
+                's: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).put_many(records)
             }
-            async fn cas_by_version(&self, record: Record) -> Result<Record> {
-                (**self).cas_by_version(record).await
+            fn cas_by_version<'s, 'async_trait>(
+                &'s self,
+                record: Record,
+            ) -> BoxFuture<'async_trait, Result<Record>>
+            where
+                's: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).cas_by_version(record)
             }
-            async fn delete(&self, key: &Key) -> Result<()> {
-                (**self).delete(key).await
+            fn delete<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<()>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).delete(key)
             }
-            async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
-                (**self).wait_for_version_change(key, version).await
+            fn wait_for_version_change<'s, 'k, 'v, 'async_trait>(
+                &'s self,
+                key: &'k Key,
+                version: &'v Version,
+            ) -> BoxFuture<'async_trait, Result<Version>>
+            where
+                's: 'async_trait,
+                'k: 'async_trait,
+                'v: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).wait_for_version_change(key, version)
             }
-            async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
-                (**self).list_keys(pattern).await
+            fn list_keys<'s, 'p, 'async_trait>(
+                &'s self,
+                pattern: &'p str,
+            ) -> BoxFuture<'async_trait, Result<BoxStream<'static, Result<Key>>>>
+            where
+                's: 'async_trait,
+                'p: 'async_trait,
+                Self: 'async_trait,
+            {
+                (**self).list_keys(pattern)
             }
         }
     };

@@ -60,8 +60,9 @@
 //!   the replica's. (The price: a conditional write costs two round trips instead of one.)
 //! - Conditional reads (`if_match`, `if_none_match`) and `watch` go to the primary.
 //! - An unconditional read races all sync stores. The replica remembers, for each key it
-//!   wrote recently (up to 65,536 keys; older ones are forgotten and then read from the
-//!   primary), the version every sync store gave that write; an answer from another store
+//!   wrote (up to 1024 keys per stripe of 64; beyond that an arbitrary one is forgotten,
+//!   and a forgotten key is read from the primary), the version every sync store gave that
+//!   write; an answer from another store
 //!   wins only if it is exactly that write, and is then reported under the primary's
 //!   version. Any other answer from a secondary is used only if the primary itself fails
 //!   (or lacks the key), and is reported under a version of the form `~replica<i>:<v>`,

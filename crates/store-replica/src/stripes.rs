@@ -17,7 +17,8 @@ use store_core::{Key, Version};
 const STRIPES: usize = 64;
 
 /// How many keys each stripe's version table remembers (so the whole table holds at most
-/// `STRIPES × VOUCH_CAPACITY` = 65,536 keys, a few MiB). The table is only a cache: a key
+/// `STRIPES × VOUCH_CAPACITY` = 65,536 keys: a few MiB for short keys, at most about
+/// 70 MiB for keys of the maximum length). The table is only a cache: a key
 /// it has forgotten is read from the primary, so evicting costs speed, never correctness.
 pub(crate) const VOUCH_CAPACITY: usize = 1024;
 

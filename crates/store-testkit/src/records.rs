@@ -748,7 +748,10 @@ async fn list_keys_rejects_invalid_patterns(s: Arc<dyn RecordStore>) {
 // Concurrency.
 
 async fn concurrent_cas_has_one_winner(s: Arc<dyn RecordStore>) {
-    const TASKS: usize = 64;
+    // As wide as the create race. Wider races say little more, and servers that serialise
+    // contended conditional writes to one key (SeaweedFS 4.48 answers some of 64 only after
+    // more than 30 s) would fail on their request timeouts, not on the property.
+    const TASKS: usize = 16;
     let k = key("race/cas");
     let from = put(&*s, rec(&k, "start")).await.version;
     let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
