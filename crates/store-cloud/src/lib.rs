@@ -62,6 +62,12 @@
 //! metadata (or a unique ETag), which S3 does not offer; storing user data modified to make
 //! it unique is not an option.
 //!
+//! **Contention.** Servers differ in how they handle many conditional writes to one key at
+//! once. SeaweedFS 4.48 serialises them: 16 concurrent creates of one key take seconds,
+//! and of 64 concurrent compare-and-swaps some are answered only after the client's 30 s
+//! request timeout (a retryable `Backend` error, not a `Conflict`). Keep the writers of one
+//! key few, or spread hot data over several keys.
+//!
 //! **Servers that ignore conditions.** Some S3-compatible servers accept `If-None-Match`
 //! and `If-Match` and then ignore them. [`CloudStore::probe`] finds out with a few requests
 //! on a reserved object: until it ran, [`capabilities`](store_core::Backend::capabilities)
