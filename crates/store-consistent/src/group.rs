@@ -10,7 +10,7 @@ use store_core::{
 };
 
 use crate::cache::VersionCache;
-use crate::manifest::{Manifest, Snapshot, new_object_id};
+use crate::manifest::{INLINE_BUDGET, INLINE_MAX, Manifest, Snapshot, new_object_id, to_hex};
 use crate::reader::Reader;
 use crate::retry::RetryPolicy;
 use crate::writer::Writer;
@@ -145,6 +145,9 @@ impl Group {
             let Some(id) = snap.id(name).cloned() else {
                 return Ok((snap, Reader::empty(name)));
             };
+            if let Some(content) = snap.inline(&id) {
+                return Ok((snap, Reader::new(name, id, Body::Bytes(content))));
+            }
             if let Some(content) = self.shared.cache.get(name, &id) {
                 return Ok((snap, Reader::new(name, id, Body::Bytes(content))));
             }
@@ -179,6 +182,12 @@ impl Group {
         }
     }
 
+    /// Whether `data` should be kept in the manifest `snap` rather than as an object.
+    pub(crate) fn fits_inline(snap: Option<&Snapshot>, data: &Bytes) -> bool {
+        data.len() <= INLINE_MAX
+            && snap.is_none_or(|s| s.manifest.inline_bytes() + data.len() <= INLINE_BUDGET)
+    }
+
     /// Stores `data` as a new object version and returns its id. Nothing refers to it yet.
     pub(crate) async fn put_object(&self, data: Bytes) -> Result<String> {
         let id = new_object_id();
@@ -202,15 +211,18 @@ impl Group {
 
     /// Switches the manifest: checks that every name of `expect` still has the expected id
     /// (`None` = absent) — [`Error::Conflict`] naming the first that does not — then sets
-    /// each name of `set` (`None` removes it) with one compare-and-swap. A lost CAS means
-    /// some name changed: re-read and check again, bounded by the retry policy. After the
-    /// switch, the replaced object versions are deleted. `hint` is a snapshot the caller
-    /// already has, tried first.
+    /// each name of `set` (`None` removes it) with one compare-and-swap; the new ids found
+    /// in `inline` have their content kept in the manifest (the others are objects already
+    /// stored). A lost CAS means some name changed: re-read and check again, bounded by the
+    /// retry policy. After the switch, the replaced object versions are deleted (replaced
+    /// inline contents simply leave the manifest). `hint` is a snapshot the caller already
+    /// has, tried first.
     pub(crate) async fn switch(
         &self,
         op: &'static str,
         expect: &BTreeMap<String, Option<String>>,
         set: &BTreeMap<String, Option<String>>,
+        inline: &BTreeMap<String, Bytes>,
         mut hint: Option<Snapshot>,
     ) -> Result<()> {
         let backend = &self.shared.backend;
@@ -240,10 +252,19 @@ impl Group {
             let mut replaced = Vec::new();
             for (name, id) in set {
                 let old = match id {
-                    Some(id) => next.objects.insert(name.clone(), id.clone()),
+                    Some(id) => {
+                        if let Some(data) = inline.get(id) {
+                            next.inline.insert(id.clone(), to_hex(data));
+                        }
+                        next.objects.insert(name.clone(), id.clone())
+                    }
                     None => next.objects.remove(name),
                 };
-                replaced.extend(old);
+                if let Some(old) = old
+                    && next.inline.remove(&old).is_none()
+                {
+                    replaced.push(old);
+                }
             }
             let mode = match version {
                 Some(v) => PutMode::Update(v),

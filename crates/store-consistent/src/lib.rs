@@ -105,16 +105,20 @@
 //!
 //! A group called `g` keeps, on its backend:
 //!
-//! - `g/.manifest`: the group's state — a serial and the map name → object id — as compact
-//!   JSON. Every update of the group is one compare-and-swap of this object
-//!   (`PutMode::Update(version)`, or `Create` for the first).
-//! - `g/.objects/<id>`: one object per *version* of a name's content, written once with
-//!   `PutMode::Create` and never changed. Ids are `<creation time in ns, hex>-<64 random
-//!   bits, hex>`, unique without coordination; a name's id is its reader key.
+//! - `g/.manifest`: the group's state — a serial, the map name → id, and the small contents
+//!   themselves — as compact JSON. Every update of the group is one compare-and-swap of
+//!   this object (`PutMode::Update(version)`, or `Create` for the first).
+//! - `g/.objects/<id>`: one object per *version* of a larger content (over 256 bytes, or
+//!   once the manifest holds 16 KiB of small ones), written once with `PutMode::Create`
+//!   and never changed. Ids are `<creation time in ns, hex>-<64 random bits, hex>`, unique
+//!   without coordination, for small and large contents alike; a name's id is its reader
+//!   key.
 //! - `g/.locks/<hex of the mutex name>`: each mutex's lease, as JSON.
 //!
-//! A write stores the new content as a new object version first, then switches the
-//! manifest to it if the name still has the expected id. A lost compare-and-swap means
+//! A small content is written by the manifest switch itself: an update of a counter or a
+//! small JSON document costs one manifest read and one compare-and-swap. A larger write
+//! stores the new content as a new object version first, then switches the manifest to it
+//! if the name still has the expected id. A lost compare-and-swap means
 //! some name changed: the writer re-reads the manifest and, if its own name is unchanged,
 //! tries again; otherwise it deletes its object version and reports the conflict. After a
 //! successful switch the replaced version is deleted. A reader that reads the manifest and
@@ -125,10 +129,10 @@
 //! documentation for the grace period).
 //!
 //! Because object versions never change and their ids are never reused, a group handle
-//! remembers the last version of each name it read or wrote (small contents only) and
-//! skips reading it again while the manifest still names it: an uncontended `operate`
-//! costs one manifest read, one object write, one manifest compare-and-swap and one
-//! delete.
+//! remembers the last version of each name it read or wrote (up to 64 KiB) and skips
+//! reading it again while the manifest still names it: an uncontended `operate` on a large
+//! content costs one manifest read, one object write, one manifest compare-and-swap and
+//! one delete; on a small one, the manifest read and compare-and-swap only.
 //!
 //! Since every update of a group switches the one manifest, updates of different names of a
 //! group contend with each other (as in the seed): keep unrelated data in different groups.

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use store_core::{Error, Result};
 
 use crate::group::Group;
+use crate::manifest::INLINE_MAX;
 use crate::writer::Writer;
 
 impl Group {
@@ -32,13 +33,16 @@ impl Group {
             let (snap, reader) = self.read(name, "operate").await?;
             let key = reader.key().to_owned();
             let old = reader.bytes().await?;
-            if !key.is_empty() {
+            // Small contents live in the manifest: nothing to save by caching them.
+            if !key.is_empty() && old.len() > INLINE_MAX {
                 self.shared.cache.put(name, &key, &old);
             }
             let new: Bytes = f(&old)?.into();
             match self.write_whole(name, &key, new.clone(), Some(snap)).await {
                 Ok(id) => {
-                    self.shared.cache.put(name, &id, &new);
+                    if new.len() > INLINE_MAX {
+                        self.shared.cache.put(name, &id, &new);
+                    }
                     return Ok(new);
                 }
                 Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use store_core::{Error, GetOptions, Result};
 
 use crate::group::Group;
-use crate::manifest::Snapshot;
+use crate::manifest::{INLINE_BUDGET, INLINE_MAX, Snapshot, new_object_id};
 
 /// Reads and writes of several names of a [`Group`], applied atomically by
 /// [`Transaction::commit`], from [`Group::begin`] (or inside [`Group::transaction`]).
@@ -43,6 +43,9 @@ impl Transaction {
         let id = self.snapshot.id(name).cloned();
         self.touched.insert(name.to_owned(), id.clone());
         let Some(id) = id else { return Ok(None) };
+        if let Some(content) = self.snapshot.inline(&id) {
+            return Ok(Some(content));
+        }
         let backend = &self.group.shared.backend;
         match backend
             .get(&self.group.object_key(&id)?, GetOptions::default())
@@ -111,12 +114,20 @@ impl Transaction {
         }
         let group = &self.group;
         let mut set = BTreeMap::new();
+        let mut inline = BTreeMap::new();
         let mut created = Vec::new();
         let mut result = Ok(());
+        let mut inline_bytes = self.snapshot.manifest.inline_bytes();
         for (name, data) in self.writes {
             match data {
                 None => {
                     set.insert(name, None);
+                }
+                Some(data) if data.len() <= INLINE_MAX && inline_bytes + data.len() <= INLINE_BUDGET => {
+                    inline_bytes += data.len();
+                    let id = new_object_id();
+                    inline.insert(id.clone(), data);
+                    set.insert(name, Some(id));
                 }
                 Some(data) => match group.put_object(data).await {
                     Ok(id) => {
@@ -132,7 +143,7 @@ impl Transaction {
         }
         if result.is_ok() {
             result = group
-                .switch("commit", &self.touched, &set, Some(self.snapshot))
+                .switch("commit", &self.touched, &set, &inline, Some(self.snapshot))
                 .await;
         }
         if result.is_err() {

@@ -76,7 +76,7 @@ impl Writer {
         inner.close().await?;
         let expect = BTreeMap::from([(name.clone(), expected)]);
         let set = BTreeMap::from([(name, Some(id.clone()))]);
-        match group.switch("close", &expect, &set, hint).await {
+        match group.switch("close", &expect, &set, &BTreeMap::new(), hint).await {
             Ok(()) => Ok(id),
             Err(e) => {
                 group.discard(&id).await;
@@ -104,10 +104,23 @@ impl Group {
         data: Bytes,
         hint: Option<Snapshot>,
     ) -> Result<String> {
-        let id = self.put_object(data).await?;
         let expect = BTreeMap::from([(name.to_owned(), (!key.is_empty()).then(|| key.to_owned()))]);
+        if Group::fits_inline(hint.as_ref(), &data) {
+            // Kept in the manifest: no object to store first, none to delete on failure.
+            let id = new_object_id();
+            let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
+            let inline = BTreeMap::from([(id.clone(), data)]);
+            return self
+                .switch("operate", &expect, &set, &inline, hint)
+                .await
+                .map(|()| id);
+        }
+        let id = self.put_object(data).await?;
         let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
-        match self.switch("operate", &expect, &set, hint).await {
+        match self
+            .switch("operate", &expect, &set, &BTreeMap::new(), hint)
+            .await
+        {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.discard(&id).await;

@@ -14,6 +14,11 @@ fn setup() -> (MemoryStore, Faulty<MemoryStore>, Group) {
     (store, faulty, group)
 }
 
+/// Contents too large to be kept in the manifest, so that each version is an object.
+fn big(tag: &str) -> String {
+    format!("{tag}{}", ".".repeat(400))
+}
+
 async fn stored_versions(store: &MemoryStore) -> usize {
     store.list_keys("g/.objects/").await.unwrap().len()
 }
@@ -21,32 +26,32 @@ async fn stored_versions(store: &MemoryStore) -> usize {
 #[tokio::test]
 async fn a_failed_manifest_switch_changes_nothing_and_leaves_no_orphan() {
     let (store, faulty, g) = setup();
-    g.operate("n", |_| Ok("1")).await.unwrap();
+    g.operate("n", |_| Ok(big("1"))).await.unwrap();
     faulty.inject(
         Rule::new(FaultOp::Put, Fault::Fail)
             .for_key(&Key::new("g/.manifest").unwrap())
             .times(1),
     );
-    let err = g.operate("n", |_| Ok("2")).await.unwrap_err();
+    let err = g.operate("n", |_| Ok(big("2"))).await.unwrap_err();
     assert!(!err.is_conflict(), "a backend failure is reported as such: {err}");
-    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "1");
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), big("1"));
     assert_eq!(
         stored_versions(&store).await,
         1,
         "the unused new version is deleted"
     );
     // The fault is gone: the next update works.
-    g.operate("n", |_| Ok("3")).await.unwrap();
-    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "3");
+    g.operate("n", |_| Ok(big("3"))).await.unwrap();
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), big("3"));
 }
 
 #[tokio::test]
 async fn a_replaced_version_that_cannot_be_deleted_is_left_to_gc() {
     let (store, faulty, g) = setup();
-    g.operate("n", |_| Ok("1")).await.unwrap();
+    g.operate("n", |_| Ok(big("1"))).await.unwrap();
     faulty.inject(Rule::new(FaultOp::Delete, Fault::Fail).times(1));
     // The update itself succeeds: deleting the old version is best effort.
-    g.operate("n", |_| Ok("2")).await.unwrap();
+    g.operate("n", |_| Ok(big("2"))).await.unwrap();
     assert_eq!(stored_versions(&store).await, 2);
     assert_eq!(
         g.gc(Duration::ZERO).await.unwrap(),
@@ -57,7 +62,7 @@ async fn a_replaced_version_that_cannot_be_deleted_is_left_to_gc() {
         }
     );
     assert_eq!(stored_versions(&store).await, 1);
-    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), "2");
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), big("2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

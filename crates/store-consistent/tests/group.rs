@@ -236,7 +236,9 @@ fn id_at(at: SystemTime) -> String {
 #[tokio::test]
 async fn gc_removes_old_unreferenced_versions_only() {
     let (store, g) = setup();
-    g.operate("live", |_| Ok("kept")).await.unwrap();
+    // Large enough to be an object of its own (small contents live in the manifest).
+    let kept = "kept".repeat(100);
+    g.operate("live", |_| Ok(kept.clone())).await.unwrap();
     let obj = |id: &str| Key::new(format!("app/state/.objects/{id}")).unwrap();
     // Leftovers of crashed writers: one long ago, one just now; plus a foreign file.
     let old = obj(&id_at(UNIX_EPOCH + Duration::from_secs(1_000_000)));
@@ -271,7 +273,7 @@ async fn gc_removes_old_unreferenced_versions_only() {
         }
     );
     assert!(store.exists(&foreign).await.unwrap(), "not ours: left alone");
-    assert_eq!(content(&g, "live").await, "kept");
+    assert_eq!(content(&g, "live").await, kept);
 }
 
 #[tokio::test]
@@ -284,4 +286,96 @@ async fn groups_on_one_backend_are_independent() {
     assert_eq!(content(&a, "x").await, "in a");
     assert_eq!(a.name(), "a");
     assert!(format!("{a:?}").contains("Group"));
+}
+
+#[tokio::test]
+async fn small_contents_live_in_the_manifest_and_large_ones_in_objects() {
+    let (store, g) = setup();
+    let large = Bytes::from(vec![b'x'; 257]);
+    g.operate("n", |_| Ok("small")).await.unwrap();
+    assert!(
+        objects(&store).await.is_empty(),
+        "256 bytes or less: in the manifest"
+    );
+    let small_key = g.reader("n").await.unwrap().key().to_owned();
+
+    g.operate("n", |_| Ok(large.clone())).await.unwrap();
+    assert_eq!(objects(&store).await.len(), 1, "over 256 bytes: an object");
+    let large_key = g.reader("n").await.unwrap().key().to_owned();
+    assert_ne!(large_key, small_key);
+    assert_eq!(content(&g, "n").await, large);
+
+    g.operate("n", |old| {
+        assert_eq!(old.len(), 257);
+        Ok(Bytes::from_static(b"small again"))
+    })
+    .await
+    .unwrap();
+    assert!(objects(&store).await.is_empty(), "the replaced object is deleted");
+    assert_eq!(content(&g, "n").await, "small again");
+
+    // Keys stay unique across the two kinds: a writer from an old key conflicts.
+    for stale in [small_key, large_key] {
+        let w = g.writer("n", &stale).await.unwrap();
+        assert!(w.close().await.unwrap_err().is_conflict());
+    }
+    assert!(
+        objects(&store).await.is_empty(),
+        "the refused writers' objects are deleted"
+    );
+
+    // A transaction mixes both kinds in one switch; deleting a name drops either kind.
+    g.transaction(|tx| {
+        let large = large.clone();
+        Box::pin(async move {
+            tx.put("a", "tiny")?;
+            tx.put("b", large)?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(objects(&store).await.len(), 1);
+    assert_eq!(
+        (content(&g, "a").await, content(&g, "b").await),
+        (Bytes::from("tiny"), large)
+    );
+    g.transaction(|tx| {
+        Box::pin(async move {
+            tx.delete("a")?;
+            tx.delete("b")?;
+            Ok(())
+        })
+    })
+    .await
+    .unwrap();
+    assert!(objects(&store).await.is_empty());
+    assert_eq!(g.list().await.unwrap(), ["n"]);
+}
+
+#[tokio::test]
+async fn inline_contents_stop_at_the_manifest_budget() {
+    let (store, g) = setup();
+    // 16 KiB of inline content per manifest: 64 names of 256 bytes, then objects.
+    for i in 0..70 {
+        g.operate(&format!("n{i:02}"), move |_| Ok(vec![b'0' + (i % 10) as u8; 256]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(objects(&store).await.len(), 6);
+    for i in 0..70 {
+        assert_eq!(
+            content(&g, &format!("n{i:02}")).await,
+            vec![b'0' + (i % 10) as u8; 256]
+        );
+    }
+    let manifest = store
+        .get_bytes(&Key::new("app/state/.manifest").unwrap())
+        .await
+        .unwrap();
+    assert!(
+        manifest.len() < 40 * 1024,
+        "the manifest stays small: {} bytes",
+        manifest.len()
+    );
 }
