@@ -72,6 +72,9 @@ impl Manifest {
                 "name {name:?} points at a malformed object id {id:?}"
             )));
         }
+        if m.inline.is_empty() {
+            return Ok(m);
+        }
         let referenced: std::collections::BTreeSet<&str> = m.objects.values().map(String::as_str).collect();
         if let Some((id, hex)) = m
             .inline
