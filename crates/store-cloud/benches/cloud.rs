@@ -150,15 +150,11 @@ fn benches(c: &mut Criterion, cfg: S3Config) {
     g.finish();
 }
 
-/// A write id as random as CloudStore's, without another dependency: std's randomly keyed
-/// hasher over a counter.
+/// A random 128-bit write id, as CloudStore makes one (from the same source of randomness).
 fn rand_id() -> u128 {
-    use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::Relaxed);
-    let s = RandomState::new();
-    (u128::from(s.hash_one(n)) << 64) | u128::from(s.hash_one(!n))
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).expect("randomness");
+    u128::from_be_bytes(raw)
 }
 
 fn main() {

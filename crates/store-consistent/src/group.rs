@@ -10,7 +10,7 @@ use store_core::{
 };
 
 use crate::cache::VersionCache;
-use crate::manifest::{INLINE_BUDGET, INLINE_MAX, Manifest, Snapshot, new_object_id, to_hex};
+use crate::manifest::{Manifest, Snapshot, new_object_id, to_hex};
 use crate::reader::Reader;
 use crate::retry::RetryPolicy;
 use crate::writer::Writer;
@@ -180,12 +180,6 @@ impl Group {
             Err(e) if e.is_not_found() => Ok(Snapshot::default()),
             Err(e) => Err(e),
         }
-    }
-
-    /// Whether `data` should be kept in the manifest `snap` rather than as an object.
-    pub(crate) fn fits_inline(snap: Option<&Snapshot>, data: &Bytes) -> bool {
-        data.len() <= INLINE_MAX
-            && snap.is_none_or(|s| s.manifest.inline_bytes() + data.len() <= INLINE_BUDGET)
     }
 
     /// Stores `data` as a new object version and returns its id. Nothing refers to it yet.

@@ -23,10 +23,10 @@ const FORMAT_INLINE: u32 = 2;
 /// Contents up to this size are kept in the manifest instead of an object of their own, so
 /// an update of a small content costs two store operations (read and compare-and-swap of
 /// the manifest) instead of four.
-pub(crate) const INLINE_MAX: usize = 256;
+const INLINE_MAX: usize = 256;
 /// Inline contents of one manifest stop growing past this total (bytes of content), so the
 /// manifest that every update rewrites stays small; beyond it, contents get objects.
-pub(crate) const INLINE_BUDGET: usize = 16 * 1024;
+const INLINE_BUDGET: usize = 16 * 1024;
 
 /// The decoded manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +106,12 @@ impl Manifest {
     pub(crate) fn inline_bytes(&self) -> usize {
         self.inline.values().map(|hex| hex.len() / 2).sum()
     }
+}
+
+/// Whether a content of `len` bytes is kept in a manifest that already holds
+/// `inline_bytes` of inline content (else it becomes an object).
+pub(crate) fn fits_inline(inline_bytes: usize, len: usize) -> bool {
+    len <= INLINE_MAX && inline_bytes + len <= INLINE_BUDGET
 }
 
 /// Lower-case hex of `data`.

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use crate::group::Group;
 use crate::lease::{Lease, new_holder, now_ms};
+use crate::manifest::to_hex;
 
 /// How long a lease lasts unless renewed: ten seconds. A holder that disappears blocks the
 /// mutex for at most this long.
@@ -65,7 +66,7 @@ impl Group {
     /// [`Error::InvalidInput`] for an empty or overlong name.
     pub fn mutex(&self, name: &str) -> Result<Mutex> {
         self.check_name("mutex", name)?;
-        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let hex = to_hex(name.as_bytes());
         Ok(Mutex {
             group: self.clone(),
             name: name.to_owned(),

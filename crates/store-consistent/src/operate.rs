@@ -8,7 +8,6 @@ use serde::de::DeserializeOwned;
 use store_core::{Error, Result};
 
 use crate::group::Group;
-use crate::manifest::INLINE_MAX;
 use crate::writer::Writer;
 
 impl Group {
@@ -33,16 +32,13 @@ impl Group {
             let (snap, reader) = self.read(name, "operate").await?;
             let key = reader.key().to_owned();
             let old = reader.bytes().await?;
-            // Small contents live in the manifest: nothing to save by caching them.
-            if !key.is_empty() && old.len() > INLINE_MAX {
+            if !key.is_empty() {
                 self.shared.cache.put(name, &key, &old);
             }
             let new: Bytes = f(&old)?.into();
             match self.write_whole(name, &key, new.clone(), Some(snap)).await {
                 Ok(id) => {
-                    if new.len() > INLINE_MAX {
-                        self.shared.cache.put(name, &id, &new);
-                    }
+                    self.shared.cache.put(name, &id, &new);
                     return Ok(new);
                 }
                 Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,

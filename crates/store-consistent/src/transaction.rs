@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use store_core::{Error, GetOptions, Result};
 
 use crate::group::Group;
-use crate::manifest::{INLINE_BUDGET, INLINE_MAX, Snapshot, new_object_id};
+use crate::manifest::{Snapshot, fits_inline, new_object_id};
 
 /// Reads and writes of several names of a [`Group`], applied atomically by
 /// [`Transaction::commit`], from [`Group::begin`] (or inside [`Group::transaction`]).
@@ -123,7 +123,7 @@ impl Transaction {
                 None => {
                     set.insert(name, None);
                 }
-                Some(data) if data.len() <= INLINE_MAX && inline_bytes + data.len() <= INLINE_BUDGET => {
+                Some(data) if fits_inline(inline_bytes, data.len()) => {
                     inline_bytes += data.len();
                     let id = new_object_id();
                     inline.insert(id.clone(), data);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use store_core::{ObjectWriter, PutOptions, Result};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, new_object_id};
+use crate::manifest::{Snapshot, fits_inline, new_object_id};
 
 /// A pending update of one name of a [`Group`], from
 /// [`Group::writer`](crate::Group::writer).
@@ -105,7 +105,8 @@ impl Group {
         hint: Option<Snapshot>,
     ) -> Result<String> {
         let expect = BTreeMap::from([(name.to_owned(), (!key.is_empty()).then(|| key.to_owned()))]);
-        if Group::fits_inline(hint.as_ref(), &data) {
+        let inline_bytes = hint.as_ref().map_or(0, |s| s.manifest.inline_bytes());
+        if fits_inline(inline_bytes, data.len()) {
             // Kept in the manifest: no object to store first, none to delete on failure.
             let id = new_object_id();
             let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
