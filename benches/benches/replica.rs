@@ -5,12 +5,15 @@
 //! the replica wrapper from the cost of queueing.
 //!
 //! `cargo bench -p store-benches --bench replica -- --warm-up-time 1 --measurement-time 3`
+//!
+//! After criterion's figures it prints the two ratios measured interleaved (see
+//! `store_benches::paired_ratio`): those are the figures to compare with the target.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use store_benches::{key, payload, runtime};
+use store_benches::{key, paired_ratio, payload, runtime};
 use store_core::{Backend, Key, PutOptions};
 use store_memory::MemoryStore;
 use store_replica::{Replica, ShutdownToken};
@@ -20,6 +23,8 @@ use store_testkit::{Fault, FaultOp, Faulty, Rule};
 /// the measurement is of a queue with room (back-pressure is not what this measures).
 const BATCH: u64 = 1000;
 const QUEUE_LEN: usize = 1024;
+/// Puts per side and round of the interleaved ratios.
+const PAIRED_CALLS: u64 = 20 * BATCH;
 
 fn slow_async_replica(shutdown: ShutdownToken) -> Replica {
     let slow = Faulty::new(MemoryStore::new()).named("slow");
@@ -72,6 +77,17 @@ async fn replica_with_slow_async(iters: u64, keys: &[Key]) -> Duration {
     total
 }
 
+/// Times `iters` 1 KiB puts into fresh sync-only replicas, [`BATCH`] per replica.
+async fn replica_sync_only(iters: u64, keys: &[Key]) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let r = Replica::builder().sync_store(MemoryStore::new()).build().unwrap();
+        total += put_batch(&r, &keys[..n], &data).await;
+    }
+    total
+}
+
 fn batches(iters: u64) -> impl Iterator<Item = usize> {
     let full = iters / BATCH;
     let rest = iters % BATCH;
@@ -89,22 +105,28 @@ fn put_with_async_copy(c: &mut Criterion) {
         b.to_async(&rt).iter_custom(|iters| memory_alone(iters, &keys))
     });
     g.bench_function("put_1KiB/replica_sync_only", |b| {
-        let keys = &keys;
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let data = payload(1024);
-            let mut total = Duration::ZERO;
-            for n in batches(iters) {
-                let r = Replica::builder().sync_store(MemoryStore::new()).build().unwrap();
-                total += put_batch(&r, &keys[..n], &data).await;
-            }
-            total
-        })
+        b.to_async(&rt)
+            .iter_custom(|iters| replica_sync_only(iters, &keys))
     });
     g.bench_function("put_1KiB/sync_memory+async_5ms_queue1024", |b| {
         b.to_async(&rt)
             .iter_custom(|iters| replica_with_slow_async(iters, &keys))
     });
     g.finish();
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB sync_only ÷ memory_alone",
+        PAIRED_CALLS,
+        |n| memory_alone(n, &keys),
+        |n| replica_sync_only(n, &keys),
+    );
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB sync_memory+async_5ms_queue1024 ÷ memory_alone",
+        PAIRED_CALLS,
+        |n| memory_alone(n, &keys),
+        |n| replica_with_slow_async(n, &keys),
+    );
 }
 
 criterion_group!(benches, put_with_async_copy);
