@@ -1,19 +1,22 @@
 //! The asynchronous side: one FIFO queue and one background task per async store.
 //!
-//! Capacity is a semaphore per store rather than the channel's own bound: a put takes one
+//! Capacity is a semaphore per store rather than a bound on the queue itself: a put takes one
 //! permit from *every* async store before it writes anything, and the task gives a permit
 //! back only when an operation has been applied (or discarded). So `queue_len` counts
 //! operations not yet applied, including the one in flight, and a put that is cancelled
 //! while waiting for room simply drops the permits it already holds: it is queued
 //! everywhere or nowhere.
+//!
+//! The queue itself is a `VecDeque` under a short lock, not a channel: pushing is a lock,
+//! a push and an unlock, and the task is woken only when it is idle (waiting for work).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use store_core::{Backend, DeleteOptions, Error, Key, MultiError, PutOptions, Result};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 use crate::health::AsyncHealth;
@@ -36,11 +39,25 @@ pub(crate) struct QueuedOp {
     pub(crate) mutation: Mutation,
 }
 
+/// The operations of one lane not yet taken by its task.
+#[derive(Debug)]
+struct Pending {
+    ops: VecDeque<QueuedOp>,
+    /// Operations ever pushed.
+    enqueued: u64,
+    /// The task found the queue empty and waits on [`Lane::work`].
+    idle: bool,
+    /// The task has stopped: pushes fail.
+    closed: bool,
+}
+
 /// The shared state of one async store's queue.
 #[derive(Debug)]
 pub(crate) struct Lane {
     pub(crate) permits: Semaphore,
-    enqueued: AtomicU64,
+    pending: Mutex<Pending>,
+    /// Wakes an idle task.
+    work: Notify,
     applied: AtomicU64,
     dropped: AtomicU64,
     last_error: Mutex<Option<Arc<Error>>>,
@@ -51,7 +68,15 @@ impl Lane {
     fn new(queue_len: usize) -> Self {
         Lane {
             permits: Semaphore::new(queue_len),
-            enqueued: AtomicU64::new(0),
+            pending: Mutex::new(Pending {
+                // Room for the common case up front (at most 1024 operations, about 56 KiB), so
+                // a burst of puts does not reallocate the queue as it grows.
+                ops: VecDeque::with_capacity(queue_len.min(1024)),
+                enqueued: 0,
+                idle: false,
+                closed: false,
+            }),
+            work: Notify::new(),
             applied: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -59,13 +84,50 @@ impl Lane {
         }
     }
 
-    /// Counts an operation about to be sent; undone by [`Lane::unsent`] if the send fails.
-    pub(crate) fn sending(&self) {
-        self.enqueued.fetch_add(1, Ordering::SeqCst);
+    /// Queues `op` for the task (its slot was reserved before). False if the task has
+    /// stopped.
+    pub(crate) fn push(&self, op: QueuedOp) -> bool {
+        let mut pending = self.pending.lock();
+        if pending.closed {
+            return false;
+        }
+        pending.ops.push_back(op);
+        pending.enqueued += 1;
+        let wake = std::mem::take(&mut pending.idle);
+        drop(pending);
+        if wake {
+            // Stores a permit if the task has not begun waiting yet: no wake-up is lost.
+            self.work.notify_one();
+        }
+        true
     }
 
-    pub(crate) fn unsent(&self) {
-        self.enqueued.fetch_sub(1, Ordering::SeqCst);
+    /// The next operation; waits while the queue is empty.
+    async fn next(&self) -> QueuedOp {
+        loop {
+            {
+                let mut pending = self.pending.lock();
+                if let Some(op) = pending.ops.pop_front() {
+                    pending.idle = false;
+                    return op;
+                }
+                pending.idle = true;
+            }
+            self.work.notified().await;
+        }
+    }
+
+    /// Stops accepting operations; returns how many were still queued (now dropped).
+    fn close(&self) -> u64 {
+        let mut pending = self.pending.lock();
+        pending.closed = true;
+        let lost = std::mem::take(&mut pending.ops);
+        drop(pending);
+        lost.len() as u64
+    }
+
+    fn enqueued(&self) -> u64 {
+        self.pending.lock().enqueued
     }
 
     fn finished(&self) -> u64 {
@@ -81,10 +143,7 @@ impl Lane {
         let dropped = self.dropped.load(Ordering::SeqCst);
         AsyncHealth {
             index,
-            queued: self
-                .enqueued
-                .load(Ordering::SeqCst)
-                .saturating_sub(applied + dropped),
+            queued: self.enqueued().saturating_sub(applied + dropped),
             applied,
             dropped,
             last_error: self.last_error.lock().clone(),
@@ -146,10 +205,7 @@ impl Core {
 
     /// How many operations each lane has been given so far.
     pub(crate) fn enqueued(&self) -> Vec<u64> {
-        self.lanes
-            .iter()
-            .map(|l| l.enqueued.load(Ordering::SeqCst))
-            .collect()
+        self.lanes.iter().map(Lane::enqueued).collect()
     }
 
     /// Waits until each lane has applied or discarded `targets[i]` operations, or stopped.
@@ -257,13 +313,7 @@ enum Stop {
 /// After any failure (in any lane) the replica is poisoned and operations are discarded
 /// instead of applied: applying later writes after a lost one could leave the store in a
 /// state no caller ever saw. A repair resynchronises the stores and clears the poison.
-pub(crate) async fn run(
-    index: usize,
-    store: Arc<dyn Backend>,
-    core: Arc<Core>,
-    mut rx: UnboundedReceiver<QueuedOp>,
-    signals: Signals,
-) {
+pub(crate) async fn run(index: usize, store: Arc<dyn Backend>, core: Arc<Core>, signals: Signals) {
     let lane = &core.lanes[index];
     let stopping = async {
         let shutdown = async {
@@ -283,10 +333,8 @@ pub(crate) async fn run(
         let op = tokio::select! {
             biased;
             stop = &mut stopping => break stop,
-            op = rx.recv() => op,
+            op = lane.next() => op,
         };
-        // The replica keeps the senders, so the queue cannot end before a stop signal.
-        let Some(op) = op else { break Stop::Closed };
         if core.is_poisoned() {
             lane.dropped.fetch_add(1, Ordering::SeqCst);
             lane.permits.add_permits(1);
@@ -324,13 +372,8 @@ pub(crate) async fn run(
         }));
     }
     // No more sends can succeed, and putters waiting for room wake up with an error.
-    rx.close();
+    let lost = lane.close();
     lane.permits.close();
-    let mut lost = 0u64;
-    while let Ok(op) = rx.try_recv() {
-        drop(op);
-        lost += 1;
-    }
     lane.dropped.fetch_add(lost, Ordering::SeqCst);
     match stop {
         Stop::Closed => tracing::debug!(store = index, "async replica task finished"),

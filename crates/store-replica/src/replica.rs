@@ -13,7 +13,6 @@ use store_core::{
     Backend, BufferedWriter, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta,
     MultiError, Object, ObjectWriter, PutMode, PutOptions, Result, Version,
 };
-use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinHandle;
 
 use crate::builder::ReplicaBuilder;
@@ -40,8 +39,6 @@ struct Inner {
     async_: Vec<Arc<dyn Backend>>,
     queue_len: usize,
     core: Arc<Core>,
-    /// One sender per async store.
-    senders: Vec<UnboundedSender<QueuedOp>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// Ends the tasks (`closing` after a drain, `dropped` at once).
     signals: Signals,
@@ -113,17 +110,13 @@ impl Replica {
             dropped: ShutdownToken::new(),
             shutdown: b.shutdown.clone(),
         };
-        let mut senders = Vec::with_capacity(b.async_.len());
         let mut workers = Vec::with_capacity(b.async_.len());
         if let Some(rt) = runtime {
             for (i, store) in b.async_.iter().enumerate() {
-                let (tx, rx) = mpsc::unbounded_channel();
-                senders.push(tx);
                 workers.push(rt.spawn(queue::run(
                     i,
                     Arc::clone(store),
                     Arc::clone(&core),
-                    rx,
                     signals.clone(),
                 )));
             }
@@ -140,7 +133,6 @@ impl Replica {
                 async_: b.async_,
                 queue_len: b.queue_len,
                 core,
-                senders,
                 workers: Mutex::new(workers),
                 signals,
                 closed: AtomicBool::new(false),
@@ -357,21 +349,21 @@ impl Replica {
     /// sends are synchronous, so the operation is queued everywhere or (if a task has
     /// stopped) the call fails.
     fn enqueue(&self, op: &'static str, key: &Key, mutation: Mutation, adm: Admission<'_>) -> Result<()> {
-        if self.inner.senders.is_empty() {
+        let lanes = &self.inner.core.lanes;
+        let Some((last, others)) = lanes.split_last() else {
             return Ok(());
-        }
+        };
         let mut failed = false;
-        for (tx, lane) in self.inner.senders.iter().zip(&self.inner.core.lanes) {
-            lane.sending();
-            let queued = QueuedOp {
+        for lane in others {
+            failed |= !lane.push(QueuedOp {
                 key: key.clone(),
                 mutation: mutation.clone(),
-            };
-            if tx.send(queued).is_err() {
-                lane.unsent();
-                failed = true;
-            }
+            });
         }
+        failed |= !last.push(QueuedOp {
+            key: key.clone(),
+            mutation,
+        });
         // The slots now travel with the queued operations.
         adm.slots.commit();
         if failed {
@@ -436,6 +428,24 @@ impl Replica {
         let mut all = vec![(0, Ok(()))];
         all.extend(results);
         self.all_ok(all).map(drop)
+    }
+
+    /// A put to more than one store: in key order, to every sync store, then queued.
+    async fn put_replicated(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let adm = self.admit("put", key).await?;
+        let meta = if self.inner.sync.len() == 1 {
+            self.primary().put(key, data.clone(), opts).await?
+        } else {
+            adm.stripe.forget(key);
+            // Boxed: this future is large and would otherwise be copied on every put.
+            let mut metas = Box::pin(self.put_sync(key, &data, opts.mode)).await?;
+            adm.stripe
+                .remember(key, metas.iter().map(|m| m.version.clone()).collect());
+            metas.swap_remove(0)
+        };
+        self.enqueue("put", key, Mutation::Put(data), adm)?;
+        tracing::trace!(key = %key, version = %meta.version, "replica put");
+        Ok(meta)
     }
 
     /// Asks every sync store at once; see the crate docs ("Versions") for which answer wins.
@@ -515,21 +525,26 @@ impl Backend for Replica {
         }
     }
 
-    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        let adm = self.admit("put", key).await?;
-        let meta = if self.inner.sync.len() == 1 {
-            self.primary().put(key, data.clone(), opts).await?
-        } else {
-            adm.stripe.forget(key);
-            // Boxed: this future is large and would otherwise be copied on every put.
-            let mut metas = Box::pin(self.put_sync(key, &data, opts.mode)).await?;
-            adm.stripe
-                .remember(key, metas.iter().map(|m| m.version.clone()).collect());
-            metas.swap_remove(0)
-        };
-        self.enqueue("put", key, Mutation::Put(data), adm)?;
-        tracing::trace!(key = %key, version = %meta.version, "replica put");
-        Ok(meta)
+    /// Hand-written (not `async fn`) so that a replica of one store and no queue hands back
+    /// the store's own future: one allocation per put, as with the store alone.
+    fn put<'s, 'k, 'async_trait>(
+        &'s self,
+        key: &'k Key,
+        data: Bytes,
+        opts: PutOptions,
+    ) -> BoxFuture<'async_trait, Result<Meta>>
+    where
+        's: 'async_trait,
+        'k: 'async_trait,
+        Self: 'async_trait,
+    {
+        if self.needs_order() {
+            return Box::pin(self.put_replicated(key, data, opts));
+        }
+        match self.check("put") {
+            Ok(()) => self.primary().put(key, data, opts),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
     }
 
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {

@@ -10,6 +10,7 @@
 //! primary's version only if the table vouches for it; see [`Stripe::vouch`].
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 
 use parking_lot::Mutex;
 use store_core::{Key, Version};
@@ -60,11 +61,11 @@ impl Stripes {
     }
 
     pub(crate) fn get(&self, key: &Key) -> &Stripe {
-        // FNV-1a: every put hashes its key, and a stripe needs no flood-resistant hash (a
-        // bad spread costs some waiting, never correctness).
-        let h = key.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        // FxHash: every put hashes its key, and a stripe needs no flood-resistant hash (a
+        // bad spread costs some waiting, never correctness). It takes 8 bytes per step.
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(key.as_str().as_bytes());
+        let h = hasher.finish();
         &self.stripes[(h % self.stripes.len() as u64) as usize]
     }
 }
