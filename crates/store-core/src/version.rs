@@ -28,6 +28,8 @@ pub struct Version(Repr);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Repr {
+    /// [`Version::empty`]: a variant of its own, so that making one allocates nothing.
+    Empty,
     Number(u64),
     Text(Arc<str>),
 }
@@ -37,6 +39,9 @@ impl Version {
     /// become numeric versions, so `Version::parse(&Version::from(n).as_string())` equals
     /// `Version::from(n)`.
     pub fn parse(text: &str) -> Version {
+        if text.is_empty() {
+            return Version::empty();
+        }
         let canonical_number = !text.is_empty()
             && text.bytes().all(|b| b.is_ascii_digit())
             && (text == "0" || !text.starts_with('0'));
@@ -55,7 +60,7 @@ impl Version {
     pub fn as_u64(&self) -> Option<u64> {
         match self.0 {
             Repr::Number(n) => Some(n),
-            Repr::Text(_) => None,
+            Repr::Empty | Repr::Text(_) => None,
         }
     }
 
@@ -63,12 +68,12 @@ impl Version {
     /// (for example in a [`Record`](crate::Record) about to be created) and never matches a
     /// stored object.
     pub fn empty() -> Version {
-        Version(Repr::Text(Arc::from("")))
+        Version(Repr::Empty)
     }
 
     /// True for [`Version::empty`].
     pub fn is_empty(&self) -> bool {
-        matches!(&self.0, Repr::Text(t) if t.is_empty())
+        matches!(self.0, Repr::Empty)
     }
 }
 
@@ -93,6 +98,7 @@ impl From<String> for Version {
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
+            Repr::Empty => Ok(()),
             Repr::Number(n) => write!(f, "{n}"),
             Repr::Text(t) => f.write_str(t),
         }
@@ -138,6 +144,10 @@ mod tests {
         assert_eq!(format!("{v:?}"), "Version(\"abc\")");
         assert!(!v.is_empty());
         assert!(Version::empty().is_empty());
+        assert_eq!(Version::parse(""), Version::empty());
+        assert!(Version::parse("").is_empty());
+        assert_eq!(Version::empty().as_string(), "");
+        assert_eq!(Version::empty().as_u64(), None);
         assert_ne!(Version::empty(), Version::from(0));
     }
 }
