@@ -118,12 +118,18 @@
 //!   without separators) and a pattern must match the whole key.
 //! - Expired records are absent for every operation, including `create` (which succeeds
 //!   over them), `delete` (`NotFound`) and waiting (`NotFound` at the expiry instant).
-//! - `cas_by_version` is linearised at its read: a record that expires in the microseconds
-//!   between the version check and the conditional write is still replaced. That read
-//!   fetches only the envelope header (a range read of its first 11 bytes), not the value.
+//! - `cas_by_version` is linearised at its expiry check: a record that expires in the
+//!   microseconds between that check and the conditional write is still replaced. The
+//!   check needs the expiry of the version being replaced. When that version was written
+//!   by this handle (`create` or `cas_by_version`), the handle already knows the expiry, so
+//!   the conditional write is the only store operation. A version cannot come back with
+//!   another expiry, because versions never repeat for a key. Otherwise the expiry comes
+//!   from a range read of the envelope header (its first 11 bytes), not of the value. A
+//!   handle remembers at most 4096 keys.
 
 mod clock;
 mod envelope;
+mod known;
 mod pattern;
 mod reaper;
 mod records;

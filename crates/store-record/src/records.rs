@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use store_core::{
@@ -14,6 +15,7 @@ use store_core::{
 
 use crate::clock::{Clock, SystemClock};
 use crate::envelope::{self, Envelope};
+use crate::known::Known;
 use crate::pattern::Pattern;
 
 /// How often a `create` or `delete` starts over because another writer changed the key
@@ -39,6 +41,8 @@ pub struct Records<B> {
 struct Inner<B> {
     backend: B,
     clock: Arc<dyn Clock>,
+    /// Expiries of versions this handle wrote with `create` or `cas_by_version`.
+    known: Known,
 }
 
 /// Configures a [`Records`]: see [`Records::builder`].
@@ -64,6 +68,7 @@ impl<B: Backend> RecordsBuilder<B> {
             inner: Arc::new(Inner {
                 backend: self.backend,
                 clock: self.clock,
+                known: Known::new(),
             }),
         }
     }
@@ -308,6 +313,9 @@ impl<B: Backend> Records<B> {
             {
                 Ok(meta) => {
                     tracing::trace!(key = %key, version = %meta.version, "record created");
+                    self.inner
+                        .known
+                        .remember(key, meta.version.clone(), record.expires_at);
                     return Ok(meta.version);
                 }
                 // Create found an object, or the expired object we meant to replace changed.
@@ -384,6 +392,24 @@ impl<B: Backend> Records<B> {
         const OP: &str = "cas_by_version";
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
+        // A version this handle wrote, known to be live: the conditional put alone decides.
+        let known_live = self
+            .inner
+            .known
+            .expiry(key, &record.version)
+            .is_some_and(|expiry| expiry.is_none_or(|t| t > self.now()));
+        let data = if known_live {
+            match self.swap(OP, key, data, &record).await {
+                Ok(version) => return Ok(Record { version, ..record }),
+                // Absent, expired or replaced meanwhile: the read below tells which.
+                Err(e) if e.is_conflict() || e.is_not_found() => {
+                    envelope::encode(OP, key, &record.value, record.expires_at)?
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            data
+        };
         // The read decides "absent or expired" (NotFound) versus "another version"
         // (Conflict); the conditional put then guarantees nobody wrote in between. Only the
         // envelope header is read: the value is not needed to decide.
@@ -403,17 +429,23 @@ impl<B: Backend> Records<B> {
             }
             Some(_) => {}
         }
+        let version = self.swap(OP, key, data, &record).await?;
+        Ok(Record { version, ..record })
+    }
+
+    /// The conditional put of `cas_by_version`; remembers the new version's expiry.
+    async fn swap(&self, op: &'static str, key: &Key, data: Bytes, record: &Record) -> Result<Version> {
         let meta = self
             .inner
             .backend
             .put(key, data, PutOptions::update(record.version.clone()))
             .await
-            .map_err(|e| retag(OP, e))?;
+            .map_err(|e| retag(op, e))?;
         tracing::trace!(key = %key, version = %meta.version, "record swapped");
-        Ok(Record {
-            version: meta.version,
-            ..record
-        })
+        self.inner
+            .known
+            .remember(key, meta.version.clone(), record.expires_at);
+        Ok(meta.version)
     }
 
     /// Deletes the live record at `key`; `NotFound` if absent or expired. See
@@ -435,6 +467,7 @@ impl<B: Backend> Records<B> {
             match self.inner.backend.delete_if(key, version).await {
                 Ok(()) => {
                     tracing::trace!(key = %key, "record deleted");
+                    self.inner.known.forget(key);
                     return Ok(());
                 }
                 Err(e) if e.is_conflict() || e.is_not_found() => continue,

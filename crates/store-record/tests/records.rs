@@ -187,6 +187,75 @@ async fn create_replaces_an_expired_record_with_update_not_delete() {
 }
 
 #[tokio::test]
+async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks() {
+    let clock = ManualClock::new(epoch(1_000));
+    let records = Records::builder(Recording::default())
+        .clock(clock.clone())
+        .build();
+    let other = Records::builder(records.backend().inner.clone())
+        .clock(clock.clone())
+        .build();
+    let k = key("counter");
+    let v1 = records
+        .create(Record::new(k.clone(), "1").with_expiry(epoch(1_100)))
+        .await
+        .unwrap();
+    // A version this handle created: the conditional put alone, no read.
+    let gets = records.backend().gets.load(Ordering::Relaxed);
+    let r2 = records
+        .cas_by_version(
+            Record::new(k.clone(), "2")
+                .with_version(v1)
+                .with_expiry(epoch(1_100)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(records.backend().gets.load(Ordering::Relaxed), gets);
+    assert_eq!(other.get(&k).await.unwrap().value, "2");
+
+    // Replaced through another handle: Conflict naming the version stored now.
+    let r3 = other
+        .put(Record::new(k.clone(), "3").with_expiry(epoch(1_100)))
+        .await
+        .unwrap();
+    let err = records
+        .cas_by_version(Record::new(k.clone(), "x").with_version(r2.version))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Conflict { actual: Some(a), .. } if *a == r3.version),
+        "{err}"
+    );
+
+    // Known but expired by the clock: NotFound, and nothing replaced.
+    let r4 = records
+        .cas_by_version(
+            Record::new(k.clone(), "4")
+                .with_version(r3.version)
+                .with_expiry(epoch(1_050)),
+        )
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(60));
+    let err = records
+        .cas_by_version(Record::new(k.clone(), "5").with_version(r4.version))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(other.get(&k).await.unwrap_err().is_not_found());
+
+    // Known but deleted through another handle: NotFound.
+    let v6 = records.create(Record::new(k.clone(), "6")).await.unwrap();
+    other.delete(&k).await.unwrap();
+    let err = records
+        .cas_by_version(Record::new(k.clone(), "7").with_version(v6))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(other.get(&k).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
 async fn purging_removes_only_expired_records_and_never_a_renewed_one() {
     let clock = ManualClock::new(epoch(1_000));
     let records = Records::builder(Recording::default())
