@@ -4,13 +4,17 @@
 //! streamed put (chunks are shared `Bytes`, never copied per backend).
 //!
 //! `cargo bench -p store-benches --bench multi -- --warm-up-time 1 --measurement-time 3`
+//!
+//! After criterion's figures it prints each multi ÷ single ratio measured interleaved (see
+//! `store_benches::paired_ratio`): those are the figures to compare with the targets.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use store_benches::{key, payload, runtime};
-use store_core::{Backend, PutOptions};
+use store_benches::{key, paired_ratio, payload, runtime};
+use store_core::{Backend, Key, PutOptions};
 use store_memory::MemoryStore;
 use store_multi::{Multi, WriteMode};
 
@@ -74,5 +78,60 @@ fn stream_4mib(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, put_1kib, stream_4mib);
+/// Times `n` 1 KiB puts.
+async fn puts(store: &dyn Backend, k: &Key, data: &Bytes, n: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        store
+            .put(k, data.clone(), PutOptions::default())
+            .await
+            .expect("put");
+    }
+    started.elapsed()
+}
+
+/// Times `n` streamed puts of `chunks`.
+async fn streams(store: &dyn Backend, k: &Key, chunks: &[Bytes], n: u64) -> Duration {
+    let started = Instant::now();
+    for _ in 0..n {
+        let mut w = store.writer(k, PutOptions::default()).await.expect("writer");
+        for c in chunks {
+            w.write(c.clone()).await.expect("write");
+        }
+        w.close().await.expect("close");
+    }
+    started.elapsed()
+}
+
+/// Each multi ÷ single ratio, measured interleaved.
+fn paired(_: &mut Criterion) {
+    let rt = runtime();
+    let data = payload(1024);
+    let big = payload(STREAM_LEN);
+    let chunks: Vec<Bytes> = (0..STREAM_LEN / CHUNK)
+        .map(|i| big.slice(i * CHUNK..(i + 1) * CHUNK))
+        .collect();
+    let k = key("bench/paired");
+    let mut all = targets().into_iter();
+    let (_, single) = all.next().expect("the single store comes first");
+    for (name, multi) in all {
+        let (single, multi, k, data, chunks) = (&*single, &*multi, &k, &data, &chunks);
+        paired_ratio(
+            &rt,
+            &format!("multi/put_1KiB {name} ÷ single"),
+            20_000,
+            |n| puts(single, k, data, n),
+            |n| puts(multi, k, data, n),
+        );
+        paired_ratio(
+            &rt,
+            &format!("multi/stream_4MiB {name} ÷ single"),
+            20,
+            |n| streams(single, k, chunks, n),
+            |n| streams(multi, k, chunks, n),
+        );
+    }
+}
+
+criterion_group!(benches, put_1kib, stream_4mib, paired);
 criterion_main!(benches);

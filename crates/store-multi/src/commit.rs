@@ -18,10 +18,11 @@ use futures::future::{BoxFuture, MaybeDone, join_all, maybe_done, poll_fn};
 use futures::stream::{FuturesUnordered, StreamExt};
 use store_core::{BackendExt, Error, Key, Meta, MultiError, PutMode, Result, Version};
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedMutexGuard, watch};
+use tokio::sync::watch;
 
 use crate::composite::{self, Component, Part};
 use crate::fan_out::Shared;
+use crate::locks::KeyGuard;
 use crate::mode::WriteMode;
 use crate::report::{Outcome, Settlement, WriteReport};
 use crate::view::View;
@@ -278,7 +279,7 @@ pub(crate) async fn conclude(
     known: Vec<Component>,
     tally: Tally,
     pending: Option<FuturesUnordered<Commit>>,
-    guard: OwnedMutexGuard<()>,
+    guard: KeyGuard,
 ) -> Result<WriteReport> {
     let n = shared.backends.len();
     let Tally {
@@ -297,18 +298,7 @@ pub(crate) async fn conclude(
         return Err(MultiError::new(errors).into());
     }
 
-    let modified = outcomes
-        .iter()
-        .find_map(|o| match o {
-            Outcome::Committed(m) => Some(m.modified),
-            _ => None,
-        })
-        .unwrap_or_else(SystemTime::now);
-    for (i, e) in errors {
-        let e = Arc::new(e);
-        shared.failures.record("put", key.as_str(), i, Arc::clone(&e));
-        outcomes[i] = Outcome::Failed(e);
-    }
+    let modified = tolerate(shared, key, &mut outcomes, errors);
     let Some(pending) = pending else {
         let version = settle_version(shared, key, &outcomes, &known).await;
         drop(guard);
@@ -355,6 +345,60 @@ pub(crate) async fn conclude(
         Err(_) => finish.await,
     }
     Ok(report)
+}
+
+/// Records the failures a successful write tolerated (in the failure log and as outcomes)
+/// and returns the write's modification time (the first commit's).
+fn tolerate(shared: &Shared, key: &Key, outcomes: &mut [Outcome], errors: Vec<(usize, Error)>) -> SystemTime {
+    let modified = outcomes
+        .iter()
+        .find_map(|o| match o {
+            Outcome::Committed(m) => Some(m.modified),
+            _ => None,
+        })
+        .unwrap_or_else(SystemTime::now);
+    for (i, e) in errors {
+        let e = Arc::new(e);
+        shared.failures.record("put", key.as_str(), i, Arc::clone(&e));
+        outcomes[i] = Outcome::Failed(e);
+    }
+    modified
+}
+
+/// [`conclude`] without waiting for anything, in the common case: nothing left pending,
+/// enough backends committed, and every backend's part of the composite version known (so
+/// nobody needs asking). Gives the tally back otherwise.
+///
+/// A plain function so that the put future does not carry `conclude`'s state.
+pub(crate) fn conclude_now(
+    shared: &Shared,
+    key: &Key,
+    size: u64,
+    known: &[Component],
+    tally: Tally,
+) -> std::result::Result<WriteReport, Tally> {
+    let n = shared.backends.len();
+    let failed_unknown = tally
+        .errors
+        .iter()
+        .any(|(i, _)| known.get(*i).is_none_or(|c| *c == Component::Unknown));
+    if tally.committed < shared.mode.required(n) || failed_unknown {
+        return Err(tally);
+    }
+    let Tally {
+        mut outcomes, errors, ..
+    } = tally;
+    let modified = tolerate(shared, key, &mut outcomes, errors);
+    Ok(WriteReport {
+        meta: Meta {
+            key: key.clone(),
+            size,
+            version: current_version(&outcomes, known),
+            modified,
+        },
+        outcomes,
+        settled: None,
+    })
 }
 
 /// A whole-object put through backends none of which streams writes: the commit phase of
@@ -414,7 +458,18 @@ pub(crate) async fn put_whole(
         drive(commits, None, &mut tally).await;
         None
     };
-    conclude(shared, key, &mode, size, known, tally, pending, guard).await
+    let tally = match pending {
+        None => match conclude_now(shared, key, size, &known, tally) {
+            Ok(report) => {
+                drop(guard);
+                return Ok(report);
+            }
+            Err(tally) => tally,
+        },
+        Some(_) => tally,
+    };
+    // Boxed: failures, quorum stragglers and unknown states are the cold path.
+    Box::pin(conclude(shared, key, &mode, size, known, tally, pending, guard)).await
 }
 
 /// Undoes the commits of a failed `Create`: deletes each new object if it is still the
@@ -498,7 +553,7 @@ async fn finish_in_background(
     mut outcomes: Vec<Outcome>,
     known: Vec<Component>,
     mut commits: FuturesUnordered<Commit>,
-    guard: OwnedMutexGuard<()>,
+    guard: KeyGuard,
     tx: watch::Sender<Option<Settlement>>,
 ) {
     while let Some((i, r)) = commits.next().await {

@@ -21,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) read: ReadPolicy,
     pub(crate) locks: KeyLocks,
     pub(crate) failures: FailureLog,
+    /// Whether some backend streams writes (capabilities are fixed for a backend's life).
+    pub(crate) streams: bool,
 }
 
 /// Writes the same object to several backends at once.
@@ -86,6 +88,7 @@ impl MultiWriter {
         }
         Ok(MultiWriter {
             shared: Arc::new(Shared {
+                streams: backends.iter().any(|b| b.capabilities().streaming_writes),
                 backends,
                 mode,
                 read,
@@ -148,12 +151,7 @@ impl MultiWriter {
 
     /// `put` without keeping the report in a (dropped) writer.
     pub(crate) async fn put_once(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
-        if self
-            .shared
-            .backends
-            .iter()
-            .any(|b| b.capabilities().streaming_writes)
-        {
+        if self.shared.streams {
             // Boxed: the writer's state would make every direct put's future large.
             return Box::pin(self.put_streamed(key, data, opts)).await;
         }

@@ -126,7 +126,8 @@ impl WriteReport {
     pub(crate) async fn into_settled_meta(self) -> Meta {
         match self.settled {
             None => self.meta,
-            Some(_) => self.settled().await.meta,
+            // Boxed: only a quorum write waits here.
+            Some(_) => Box::pin(self.settled()).await.meta,
         }
     }
 
