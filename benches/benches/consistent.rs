@@ -2,13 +2,18 @@
 //! `operate` contended by 8 tasks (throughput, and retries per success on stderr).
 //!
 //! `cargo bench -p store-benches --bench consistent`.
+//!
+//! After criterion's figures it prints `operate` ÷ one raw CAS update (and ÷ the raw
+//! read-modify-write loop) measured interleaved (see `store_benches::paired_ratio`): those
+//! are the figures to compare with the target.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use store_benches::{key, runtime};
+use store_benches::{key, paired_ratio, runtime};
 use store_consistent::{Group, RetryPolicy};
 use store_core::{Backend, BackendExt, PutOptions, Result};
 use store_memory::MemoryStore;
@@ -54,6 +59,52 @@ fn uncontended(c: &mut Criterion) {
             .iter(|| async { group.operate("counter", increment).await.unwrap() })
     });
     g.finish();
+
+    let version = RefCell::new(rt.block_on(store.put_bytes(&k, "0")).unwrap().version);
+    let (store, k, group, version) = (&store, &k, &group, &version);
+    let raw_cas = |n: u64| async move {
+        let started = Instant::now();
+        for _ in 0..n {
+            let current = version.borrow().clone();
+            let meta = store
+                .put(k, "1".into(), PutOptions::update(current))
+                .await
+                .unwrap();
+            *version.borrow_mut() = meta.version;
+        }
+        started.elapsed()
+    };
+    let raw_rmw = |n: u64| async move {
+        let started = Instant::now();
+        for _ in 0..n {
+            store
+                .read_modify_write(k, |old| Ok(increment(old.map_or(&[][..], |b| &b[..]))?.into()))
+                .await
+                .unwrap();
+        }
+        started.elapsed()
+    };
+    let operate = |n: u64| async move {
+        let started = Instant::now();
+        for _ in 0..n {
+            group.operate("counter", increment).await.unwrap();
+        }
+        started.elapsed()
+    };
+    paired_ratio(
+        &rt,
+        "consistent/operate_uncontended ÷ raw_cas_update",
+        20_000,
+        raw_cas,
+        operate,
+    );
+    paired_ratio(
+        &rt,
+        "consistent/operate_uncontended ÷ raw_read_modify_write",
+        20_000,
+        raw_rmw,
+        operate,
+    );
 }
 
 fn contended(c: &mut Criterion) {

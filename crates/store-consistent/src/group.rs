@@ -1,16 +1,16 @@
 //! `Group`: a set of named objects whose updates are ordered by one manifest.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use store_core::{
     Backend, BackendExt, Body, DeleteOptions, Error, GetOptions, Key, PutMode, PutOptions, Result, Version,
 };
 
 use crate::cache::VersionCache;
-use crate::manifest::{Manifest, Snapshot, new_object_id, to_hex};
+use crate::manifest::{Manifest, Snapshot, new_object_id};
 use crate::reader::Reader;
 use crate::retry::RetryPolicy;
 use crate::writer::Writer;
@@ -32,6 +32,9 @@ pub struct Group {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A manifest and the version it was read or written at.
+pub(crate) type LastManifest = (Version, Arc<Manifest>);
+
 /// What the handles of one group share.
 pub(crate) struct Shared {
     pub(crate) backend: Arc<dyn Backend>,
@@ -41,6 +44,10 @@ pub(crate) struct Shared {
     pub(crate) locks_prefix: String,
     pub(crate) retry: RetryPolicy,
     pub(crate) cache: Arc<VersionCache>,
+    /// The last manifest this group's handles read or wrote, with its version: a read that
+    /// finds the manifest still at that version skips decoding it. (A backend never gives
+    /// the manifest key one version for two different contents, so this cannot be stale.)
+    pub(crate) last: Arc<Mutex<Option<LastManifest>>>,
 }
 
 impl fmt::Debug for Group {
@@ -71,6 +78,7 @@ impl Group {
                 name: root.to_string(),
                 retry: RetryPolicy::default(),
                 cache: Arc::default(),
+                last: Arc::default(),
             }),
         })
     }
@@ -87,6 +95,7 @@ impl Group {
                 locks_prefix: s.locks_prefix.clone(),
                 retry,
                 cache: s.cache.clone(),
+                last: s.last.clone(),
             }),
         }
     }
@@ -132,24 +141,42 @@ impl Group {
     /// # Errors
     /// [`Error::Corrupt`] for a damaged manifest; backend errors.
     pub async fn list(&self) -> Result<Vec<String>> {
-        Ok(self.load().await?.manifest.objects.into_keys().collect())
+        Ok(self
+            .load()
+            .await?
+            .manifest
+            .objects
+            .keys()
+            .map(|name| name.to_string())
+            .collect())
     }
 
     /// Reads the manifest and the current object of `name` from it, reloading when the
     /// object was replaced (and deleted) between the two reads.
     pub(crate) async fn read(&self, name: &str, op: &'static str) -> Result<(Snapshot, Reader)> {
+        let (snap, id, body) = self.read_current(name, op).await?;
+        Ok((snap, Reader::new(name, id, body)))
+    }
+
+    /// [`read`](Self::read) without building a [`Reader`]: the snapshot, the id of `name`'s
+    /// content (empty if it has none) and the content.
+    pub(crate) async fn read_current(
+        &self,
+        name: &str,
+        op: &'static str,
+    ) -> Result<(Snapshot, Arc<str>, Body)> {
         self.check_name(op, name)?;
         let mut attempts = self.shared.retry.start();
         loop {
             let snap = self.load().await?;
-            let Some(id) = snap.id(name).cloned() else {
-                return Ok((snap, Reader::empty(name)));
+            let Some(id) = snap.id(name).map(Arc::clone) else {
+                return Ok((snap, Arc::from(""), Body::Bytes(Bytes::new())));
             };
             if let Some(content) = snap.inline(&id) {
-                return Ok((snap, Reader::new(name, id, Body::Bytes(content))));
+                return Ok((snap, id, Body::Bytes(content)));
             }
             if let Some(content) = self.shared.cache.get(name, &id) {
-                return Ok((snap, Reader::new(name, id, Body::Bytes(content))));
+                return Ok((snap, id, Body::Bytes(content)));
             }
             match self
                 .shared
@@ -157,7 +184,7 @@ impl Group {
                 .get(&self.object_key(&id)?, GetOptions::default())
                 .await
             {
-                Ok(obj) => return Ok((snap, Reader::new(name, id, obj.body))),
+                Ok(obj) => return Ok((snap, id, obj.body)),
                 // Replaced meanwhile: its successor is in a newer manifest.
                 Err(e) if e.is_not_found() => attempts.conflicted(op, &self.display(name)).await?,
                 Err(e) => return Err(e),
@@ -171,9 +198,17 @@ impl Group {
         match self.shared.backend.get(key, GetOptions::default()).await {
             Ok(obj) => {
                 let version = obj.meta.version.clone();
+                if let Some(manifest) = self.last_manifest(&version) {
+                    return Ok(Snapshot {
+                        manifest,
+                        version: Some(version),
+                    });
+                }
                 let data = obj.bytes().await?;
+                let manifest = Arc::new(Manifest::decode(key, &data)?);
+                self.remember_manifest(version.clone(), Arc::clone(&manifest));
                 Ok(Snapshot {
-                    manifest: Manifest::decode(key, &data)?,
+                    manifest,
                     version: Some(version),
                 })
             }
@@ -182,8 +217,22 @@ impl Group {
         }
     }
 
+    /// The last manifest seen, if it is at `version`.
+    fn last_manifest(&self, version: &Version) -> Option<Arc<Manifest>> {
+        match &*self.shared.last.lock() {
+            Some((v, manifest)) if v == version => Some(Arc::clone(manifest)),
+            _ => None,
+        }
+    }
+
+    fn remember_manifest(&self, version: Version, manifest: Arc<Manifest>) {
+        let old = self.shared.last.lock().replace((version, manifest));
+        // The old manifest is freed outside the lock.
+        drop(old);
+    }
+
     /// Stores `data` as a new object version and returns its id. Nothing refers to it yet.
-    pub(crate) async fn put_object(&self, data: Bytes) -> Result<String> {
+    pub(crate) async fn put_object(&self, data: Bytes) -> Result<Arc<str>> {
         let id = new_object_id();
         self.shared
             .backend
@@ -214,9 +263,9 @@ impl Group {
     pub(crate) async fn switch(
         &self,
         op: &'static str,
-        expect: &BTreeMap<String, Option<String>>,
-        set: &BTreeMap<String, Option<String>>,
-        inline: &BTreeMap<String, Bytes>,
+        expect: &[(&str, Option<&str>)],
+        set: &[(&str, Option<&Arc<str>>)],
+        inline: &[(&Arc<str>, Bytes)],
         mut hint: Option<Snapshot>,
     ) -> Result<()> {
         let backend = &self.shared.backend;
@@ -227,30 +276,34 @@ impl Group {
                 Some(s) => s,
                 None => self.load().await?,
             };
-            for (name, want) in expect {
-                let have = snap.id(name);
-                if have != want.as_ref() {
+            for &(name, want) in expect {
+                let have = snap.id(name).map(|id| &**id);
+                if have != want {
                     return Err(Error::Conflict {
                         op,
                         key: self.display(name),
-                        expected: want.as_deref().map(Version::parse),
-                        actual: have.map(|id| Version::parse(id)),
+                        expected: want.map(Version::parse),
+                        actual: have.map(Version::parse),
                     });
                 }
             }
-            let Snapshot {
-                manifest: mut next,
-                version,
-            } = snap;
+            let Snapshot { manifest, version } = snap;
+            // A copy only if someone else holds this manifest (the group's last one does).
+            let mut next = Arc::unwrap_or_clone(manifest);
             next.serial += 1;
             let mut replaced = Vec::new();
-            for (name, id) in set {
+            for &(name, id) in set {
                 let old = match id {
                     Some(id) => {
-                        if let Some(data) = inline.get(id) {
-                            next.inline.insert(id.clone(), to_hex(data));
+                        if let Some((_, data)) = inline.iter().find(|(new, _)| *new == id) {
+                            next.inline.insert(Arc::clone(id), data.clone());
                         }
-                        next.objects.insert(name.clone(), id.clone())
+                        // The name's string is shared with the old manifest when it has one.
+                        let name = next
+                            .objects
+                            .get_key_value(name)
+                            .map_or_else(|| Arc::from(name), |(known, _)| Arc::clone(known));
+                        next.objects.insert(name, Arc::clone(id))
                     }
                     None => next.objects.remove(name),
                 };
@@ -265,7 +318,8 @@ impl Group {
                 None => PutMode::Create,
             };
             match backend.put(key, next.encode(), mode.into()).await {
-                Ok(_) => {
+                Ok(meta) => {
+                    self.remember_manifest(meta.version, Arc::new(next));
                     for id in replaced {
                         self.discard(&id).await;
                     }
@@ -289,13 +343,13 @@ impl Group {
         format!("{}/{name}", self.shared.name)
     }
 
-    fn display_names(&self, set: &BTreeMap<String, Option<String>>) -> String {
-        match set.len() {
-            1 => self.display(set.keys().next().map_or("", String::as_str)),
+    fn display_names(&self, set: &[(&str, Option<&Arc<str>>)]) -> String {
+        match set {
+            [(name, _)] => self.display(name),
             _ => format!(
                 "{}/{{{}}}",
                 self.shared.name,
-                set.keys().cloned().collect::<Vec<_>>().join(",")
+                set.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(",")
             ),
         }
     }

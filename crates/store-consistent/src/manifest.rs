@@ -6,12 +6,17 @@
 //! Stored as compact JSON: `{"format":1,"serial":7,"objects":{"counter":"<id>"}}`, or with
 //! inline contents `{"format":2,…,"inline":{"<id>":"3432"}}` (format 2, so that a reader
 //! that predates inline contents refuses the manifest as corrupt instead of misreading it).
+//!
+//! In memory, names and ids are shared strings and inline contents are bytes, so that the
+//! next manifest of a switch is a cheap copy of the current one. It is encoded by hand
+//! (the format is small and fixed) and decoded with serde.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use store_core::{Error, Key, Result, Version};
 
 /// The manifest format without inline contents; a manifest naming an unknown format is
@@ -29,27 +34,24 @@ const INLINE_MAX: usize = 256;
 const INLINE_BUDGET: usize = 16 * 1024;
 
 /// The decoded manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Manifest {
-    format: u32,
     /// Number of switches so far.
     pub(crate) serial: u64,
     /// Name → id of its content.
-    pub(crate) objects: BTreeMap<String, String>,
-    /// Id → content (hex) of the contents kept in the manifest; every other id is an object.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) inline: BTreeMap<String, String>,
+    pub(crate) objects: BTreeMap<Arc<str>, Arc<str>>,
+    /// Id → content of the contents kept in the manifest; every other id is an object.
+    pub(crate) inline: BTreeMap<Arc<str>, Bytes>,
 }
 
-impl Default for Manifest {
-    fn default() -> Self {
-        Manifest {
-            format: FORMAT,
-            serial: 0,
-            objects: BTreeMap::new(),
-            inline: BTreeMap::new(),
-        }
-    }
+/// The stored form, as serde reads it.
+#[derive(Deserialize)]
+struct Stored {
+    format: u32,
+    serial: u64,
+    objects: BTreeMap<String, String>,
+    #[serde(default)]
+    inline: BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -59,7 +61,7 @@ impl Manifest {
             key: key.to_string(),
             reason,
         };
-        let m: Manifest =
+        let m: Stored =
             serde_json::from_slice(data).map_err(|e| corrupt(format!("manifest is not valid: {e}")))?;
         match m.format {
             FORMAT if m.inline.is_empty() => {}
@@ -72,40 +74,131 @@ impl Manifest {
                 "name {name:?} points at a malformed object id {id:?}"
             )));
         }
-        if m.inline.is_empty() {
-            return Ok(m);
+        let objects: BTreeMap<Arc<str>, Arc<str>> = m
+            .objects
+            .into_iter()
+            .map(|(name, id)| (Arc::from(name), Arc::from(id)))
+            .collect();
+        let mut inline = BTreeMap::new();
+        if !m.inline.is_empty() {
+            // Id → the name's id string, so that an inline content shares it.
+            let referenced: BTreeMap<&str, &Arc<str>> = objects.values().map(|id| (&**id, id)).collect();
+            for (id, hex) in m.inline {
+                let Some(&shared) = referenced.get(id.as_str()) else {
+                    return Err(corrupt(format!("inline content {id:?} belongs to no name")));
+                };
+                let Some(content) = from_hex(&hex) else {
+                    return Err(corrupt(format!(
+                        "inline content of {id:?} is not hex ({} chars)",
+                        hex.len()
+                    )));
+                };
+                inline.insert(Arc::clone(shared), content);
+            }
         }
-        let referenced: std::collections::BTreeSet<&str> = m.objects.values().map(String::as_str).collect();
-        if let Some((id, hex)) = m
-            .inline
-            .iter()
-            .find(|(id, hex)| !referenced.contains(id.as_str()) || !is_hex(hex))
-        {
-            let why = if referenced.contains(id.as_str()) {
-                format!("inline content of {id:?} is not hex ({} chars)", hex.len())
-            } else {
-                format!("inline content {id:?} belongs to no name")
-            };
-            return Err(corrupt(why));
-        }
-        Ok(m)
+        Ok(Manifest {
+            serial: m.serial,
+            objects,
+            inline,
+        })
     }
 
-    /// The stored form.
-    pub(crate) fn encode(&mut self) -> Bytes {
-        self.format = if self.inline.is_empty() {
+    /// The stored form: compact JSON, written directly (no intermediate values).
+    pub(crate) fn encode(&self) -> Bytes {
+        let format = if self.inline.is_empty() {
             FORMAT
         } else {
             FORMAT_INLINE
         };
-        // Serialising a struct of strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default().into()
+        let names: usize = self.objects.iter().map(|(n, id)| n.len() + id.len() + 6).sum();
+        let inline: usize = self.inline.iter().map(|(id, c)| id.len() + 2 * c.len() + 6).sum();
+        let mut out = Vec::with_capacity(64 + names + inline);
+        out.extend_from_slice(b"{\"format\":");
+        push_decimal(&mut out, u64::from(format));
+        out.extend_from_slice(b",\"serial\":");
+        push_decimal(&mut out, self.serial);
+        out.extend_from_slice(b",\"objects\":{");
+        for (i, (name, id)) in self.objects.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            push_json_string(&mut out, name);
+            out.push(b':');
+            push_json_string(&mut out, id);
+        }
+        out.push(b'}');
+        if !self.inline.is_empty() {
+            out.extend_from_slice(b",\"inline\":{");
+            for (i, (id, content)) in self.inline.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_json_string(&mut out, id);
+                out.extend_from_slice(b":\"");
+                push_hex(&mut out, content);
+                out.push(b'"');
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+        out.into()
     }
 
     /// Bytes of content kept inline.
     pub(crate) fn inline_bytes(&self) -> usize {
-        self.inline.values().map(|hex| hex.len() / 2).sum()
+        self.inline.values().map(Bytes::len).sum()
     }
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped, everything
+/// else (UTF-8 included) as is.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    // Names are nearly always plain: one scan, one copy.
+    if !bytes.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b != b'"' && b != b'\\' && b >= 0x20 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[plain..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                DIGITS[usize::from(b >> 4)],
+                DIGITS[usize::from(b & 0xf)],
+            ]),
+        }
+        plain = i + 1;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 /// Whether a content of `len` bytes is kept in a manifest that already holds
@@ -116,54 +209,53 @@ pub(crate) fn fits_inline(inline_bytes: usize, len: usize) -> bool {
 
 /// Lower-case hex of `data`.
 pub(crate) fn to_hex(data: &[u8]) -> String {
+    let mut out = Vec::with_capacity(data.len() * 2);
+    push_hex(&mut out, data);
+    // Only ASCII hex digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn push_hex(out: &mut Vec<u8>, data: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(data.len() * 2);
     for b in data {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
     }
-    out
 }
 
-fn is_hex(text: &str) -> bool {
-    text.len().is_multiple_of(2)
-        && text
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-}
-
-/// The bytes of hex `text` (checked by [`Manifest::decode`]).
-fn from_hex(text: &str) -> Bytes {
-    let digit = |c: u8| {
-        if c.is_ascii_digit() {
-            c - b'0'
-        } else {
-            c - b'a' + 10
-        }
+/// The bytes of lower-case hex `text`; `None` if it is not that.
+fn from_hex(text: &str) -> Option<Bytes> {
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     };
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
     text.as_bytes()
         .chunks_exact(2)
-        .map(|pair| (digit(pair[0]) << 4) | digit(pair[1]))
-        .collect::<Vec<u8>>()
-        .into()
+        .map(|pair| Some((digit(pair[0])? << 4) | digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .map(Bytes::from)
 }
 
 /// A manifest as read at one version (`None`: no manifest yet, i.e. an empty group).
+/// Shared: the group keeps the last one it saw, and a snapshot costs no copy.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Snapshot {
-    pub(crate) manifest: Manifest,
+    pub(crate) manifest: Arc<Manifest>,
     pub(crate) version: Option<Version>,
 }
 
 impl Snapshot {
     /// The id currently recorded for `name`.
-    pub(crate) fn id(&self, name: &str) -> Option<&String> {
+    pub(crate) fn id(&self, name: &str) -> Option<&Arc<str>> {
         self.manifest.objects.get(name)
     }
 
     /// The content of `id` if the manifest holds it inline (else it is an object).
     pub(crate) fn inline(&self, id: &str) -> Option<Bytes> {
-        self.manifest.inline.get(id).map(|hex| from_hex(hex))
+        self.manifest.inline.get(id).cloned()
     }
 }
 
@@ -171,11 +263,16 @@ impl Snapshot {
 /// 16 hex>`. The time lets `gc` spare objects younger than its grace period; the random
 /// part makes ids unique without coordination, so an id — which is also the "key" handed
 /// to readers — is never reused (no ABA).
-pub(crate) fn new_object_id() -> String {
+pub(crate) fn new_object_id() -> Arc<str> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    format!("{nanos:016x}-{:016x}", fastrand::u64(..))
+    let mut text = Vec::with_capacity(33);
+    push_hex(&mut text, &nanos.to_be_bytes());
+    text.push(b'-');
+    push_hex(&mut text, &fastrand::u64(..).to_be_bytes());
+    // Only ASCII was written.
+    Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// When the object with this id was created, if `id` is one of ours.
@@ -217,7 +314,8 @@ mod tests {
         assert_eq!(Manifest::decode(&key, &plain).unwrap(), m);
         let small = new_object_id();
         m.objects.insert("b".into(), small.clone());
-        m.inline.insert(small.clone(), to_hex(&[0, 0x7f, 0xff, b'4']));
+        m.inline
+            .insert(small.clone(), Bytes::from_static(&[0, 0x7f, 0xff, b'4']));
         let with_inline = m.encode();
         assert!(
             with_inline.starts_with(br#"{"format":2,"#),
@@ -226,7 +324,7 @@ mod tests {
         let back = Manifest::decode(&key, &with_inline).unwrap();
         assert_eq!(back, m);
         let snap = Snapshot {
-            manifest: back,
+            manifest: Arc::new(back),
             version: None,
         };
         assert_eq!(snap.inline(&small).unwrap(), &[0, 0x7f, 0xff, b'4'][..]);
@@ -258,6 +356,31 @@ mod tests {
             assert!(e.to_string().contains(why), "{e} should say {why:?}");
             assert!(matches!(e, Error::Corrupt { .. }), "{e}");
             assert!(e.to_string().contains("g/.manifest"), "{e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The hand-written encoder writes JSON that decodes (with serde) to the same
+        /// manifest, whatever the names hold: quotes, backslashes, control characters,
+        /// any Unicode.
+        #[test]
+        fn encoding_round_trips(
+            serial in proptest::prelude::any::<u64>(),
+            entries in proptest::collection::btree_map(".{1,12}", proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)), 0..6),
+        ) {
+            let key = Key::new("g/.manifest").unwrap();
+            let mut m = Manifest { serial, ..Manifest::default() };
+            for (name, inline) in entries {
+                let id = new_object_id();
+                if let Some(content) = inline {
+                    m.inline.insert(id.clone(), Bytes::from(content));
+                }
+                m.objects.insert(name.into(), id);
+            }
+            let encoded = m.encode();
+            let generic: serde_json::Value = serde_json::from_slice(&encoded).unwrap();
+            proptest::prop_assert!(generic.is_object());
+            proptest::prop_assert_eq!(Manifest::decode(&key, &encoded).unwrap(), m);
         }
     }
 

@@ -29,16 +29,18 @@ impl Group {
     {
         let mut attempts = self.shared.retry.start();
         loop {
-            let (snap, reader) = self.read(name, "operate").await?;
-            let key = reader.key().to_owned();
-            let old = reader.bytes().await?;
-            if !key.is_empty() {
+            let (snap, key, body) = self.read_current(name, "operate").await?;
+            let old = body.bytes().await?;
+            // Contents kept in the manifest need no caching.
+            if !key.is_empty() && !snap.manifest.inline.contains_key(&key) {
                 self.shared.cache.put(name, &key, &old);
             }
             let new: Bytes = f(&old)?.into();
             match self.write_whole(name, &key, new.clone(), Some(snap)).await {
-                Ok(id) => {
-                    self.shared.cache.put(name, &id, &new);
+                Ok((id, inline)) => {
+                    if !inline {
+                        self.shared.cache.put(name, &id, &new);
+                    }
                     return Ok(new);
                 }
                 Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,

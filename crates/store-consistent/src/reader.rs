@@ -1,5 +1,7 @@
 //! `Reader`: one name's content at one version, with the key to update it.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use store_core::{Body, Result};
@@ -13,21 +15,17 @@ use store_core::{Body, Result};
 #[derive(Debug)]
 pub struct Reader {
     name: String,
-    key: String,
+    key: Arc<str>,
     body: Body,
 }
 
 impl Reader {
-    pub(crate) fn new(name: &str, key: String, body: Body) -> Reader {
+    pub(crate) fn new(name: &str, key: Arc<str>, body: Body) -> Reader {
         Reader {
             name: name.to_owned(),
             key,
             body,
         }
-    }
-
-    pub(crate) fn empty(name: &str) -> Reader {
-        Reader::new(name, String::new(), Body::Bytes(Bytes::new()))
     }
 
     /// The name read.
@@ -56,7 +54,7 @@ impl Reader {
     }
 
     /// The key, and the content as a stream of chunks.
-    pub(crate) fn into_parts(self) -> (String, Body) {
+    pub(crate) fn into_parts(self) -> (Arc<str>, Body) {
         (self.key, self.body)
     }
 }

@@ -1,10 +1,11 @@
 //! Transactions: several names read at one manifest version and written with one switch.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use store_core::{Error, GetOptions, Result};
+use store_core::{Error, GetOptions, Result, Version};
 
 use crate::group::Group;
 use crate::manifest::{Snapshot, fits_inline, new_object_id};
@@ -22,7 +23,7 @@ pub struct Transaction {
     group: Group,
     snapshot: Snapshot,
     /// Names read or written, with the id they had in the snapshot.
-    touched: BTreeMap<String, Option<String>>,
+    touched: BTreeMap<String, Option<Arc<str>>>,
     /// Pending writes (`None`: delete).
     writes: BTreeMap<String, Option<Bytes>>,
 }
@@ -40,7 +41,7 @@ impl Transaction {
         if let Some(pending) = self.writes.get(name) {
             return Ok(pending.clone());
         }
-        let id = self.snapshot.id(name).cloned();
+        let id = self.snapshot.id(name).map(Arc::clone);
         self.touched.insert(name.to_owned(), id.clone());
         let Some(id) = id else { return Ok(None) };
         if let Some(content) = self.snapshot.inline(&id) {
@@ -55,7 +56,7 @@ impl Transaction {
             Err(e) if e.is_not_found() => Err(Error::Conflict {
                 op: "transaction get",
                 key: self.group.display(name),
-                expected: Some(id.as_str().into()),
+                expected: Some(Version::parse(&id)),
                 actual: None,
             }),
             Err(e) => Err(e),
@@ -80,7 +81,7 @@ impl Transaction {
 
     fn stage(&mut self, name: &str, data: Option<Bytes>) -> Result<()> {
         self.group.check_name("transaction put", name)?;
-        let id = self.snapshot.id(name).cloned();
+        let id = self.snapshot.id(name).map(Arc::clone);
         self.touched.entry(name.to_owned()).or_insert(id);
         self.writes.insert(name.to_owned(), data);
         Ok(())
@@ -89,8 +90,13 @@ impl Transaction {
     /// The names of the group as of the start of the transaction, with its own puts and
     /// deletes applied.
     pub fn names(&self) -> Vec<String> {
-        let mut names: std::collections::BTreeSet<String> =
-            self.snapshot.manifest.objects.keys().cloned().collect();
+        let mut names: std::collections::BTreeSet<String> = self
+            .snapshot
+            .manifest
+            .objects
+            .keys()
+            .map(|name| name.to_string())
+            .collect();
         for (name, data) in &self.writes {
             if data.is_some() {
                 names.insert(name.clone());
@@ -113,26 +119,24 @@ impl Transaction {
             return Ok(());
         }
         let group = &self.group;
-        let mut set = BTreeMap::new();
-        let mut inline = BTreeMap::new();
+        let mut set: Vec<(String, Option<Arc<str>>)> = Vec::new();
+        let mut inline: Vec<(Arc<str>, Bytes)> = Vec::new();
         let mut created = Vec::new();
         let mut result = Ok(());
         let mut inline_bytes = self.snapshot.manifest.inline_bytes();
         for (name, data) in self.writes {
             match data {
-                None => {
-                    set.insert(name, None);
-                }
+                None => set.push((name, None)),
                 Some(data) if fits_inline(inline_bytes, data.len()) => {
                     inline_bytes += data.len();
                     let id = new_object_id();
-                    inline.insert(id.clone(), data);
-                    set.insert(name, Some(id));
+                    inline.push((id.clone(), data));
+                    set.push((name, Some(id)));
                 }
                 Some(data) => match group.put_object(data).await {
                     Ok(id) => {
                         created.push(id.clone());
-                        set.insert(name, Some(id));
+                        set.push((name, Some(id)));
                     }
                     Err(e) => {
                         result = Err(e);
@@ -142,8 +146,19 @@ impl Transaction {
             }
         }
         if result.is_ok() {
+            let expect: Vec<(&str, Option<&str>)> = self
+                .touched
+                .iter()
+                .map(|(name, id)| (name.as_str(), id.as_deref()))
+                .collect();
+            let set: Vec<(&str, Option<&Arc<str>>)> = set
+                .iter()
+                .map(|(name, id)| (name.as_str(), id.as_ref()))
+                .collect();
+            let inline: Vec<(&Arc<str>, Bytes)> =
+                inline.iter().map(|(id, data)| (id, data.clone())).collect();
             result = group
-                .switch("commit", &self.touched, &set, &inline, Some(self.snapshot))
+                .switch("commit", &expect, &set, &inline, Some(self.snapshot))
                 .await;
         }
         if result.is_err() {

@@ -1,6 +1,6 @@
 //! `Writer`: a conditional update of one name, committed by a manifest switch.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use store_core::{ObjectWriter, PutOptions, Result};
@@ -19,7 +19,7 @@ pub struct Writer {
     group: Group,
     name: String,
     expected: Option<String>,
-    id: String,
+    id: Arc<str>,
     inner: Box<dyn ObjectWriter>,
     hint: Option<Snapshot>,
 }
@@ -74,10 +74,10 @@ impl Writer {
             hint,
         } = self;
         inner.close().await?;
-        let expect = BTreeMap::from([(name.clone(), expected)]);
-        let set = BTreeMap::from([(name, Some(id.clone()))]);
-        match group.switch("close", &expect, &set, &BTreeMap::new(), hint).await {
-            Ok(()) => Ok(id),
+        let expect = [(name.as_str(), expected.as_deref())];
+        let set = [(name.as_str(), Some(&id))];
+        match group.switch("close", &expect, &set, &[], hint).await {
+            Ok(()) => Ok(id.to_string()),
             Err(e) => {
                 group.discard(&id).await;
                 Err(e)
@@ -96,33 +96,31 @@ impl Writer {
 
 impl Group {
     /// Writes a whole new content for `name` if it still has `key`; the building block of
-    /// `operate`. Returns the new key.
+    /// `operate`. Returns the new key, and whether the content went into the manifest
+    /// (else it is an object).
     pub(crate) async fn write_whole(
         &self,
         name: &str,
         key: &str,
         data: Bytes,
         hint: Option<Snapshot>,
-    ) -> Result<String> {
-        let expect = BTreeMap::from([(name.to_owned(), (!key.is_empty()).then(|| key.to_owned()))]);
+    ) -> Result<(Arc<str>, bool)> {
+        let expect = [(name, (!key.is_empty()).then_some(key))];
         let inline_bytes = hint.as_ref().map_or(0, |s| s.manifest.inline_bytes());
         if fits_inline(inline_bytes, data.len()) {
             // Kept in the manifest: no object to store first, none to delete on failure.
             let id = new_object_id();
-            let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
-            let inline = BTreeMap::from([(id.clone(), data)]);
             return self
-                .switch("operate", &expect, &set, &inline, hint)
+                .switch("operate", &expect, &[(name, Some(&id))], &[(&id, data)], hint)
                 .await
-                .map(|()| id);
+                .map(|()| (id, true));
         }
         let id = self.put_object(data).await?;
-        let set = BTreeMap::from([(name.to_owned(), Some(id.clone()))]);
         match self
-            .switch("operate", &expect, &set, &BTreeMap::new(), hint)
+            .switch("operate", &expect, &[(name, Some(&id))], &[], hint)
             .await
         {
-            Ok(()) => Ok(id),
+            Ok(()) => Ok((id, false)),
             Err(e) => {
                 self.discard(&id).await;
                 Err(e)

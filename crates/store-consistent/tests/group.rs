@@ -379,3 +379,24 @@ async fn inline_contents_stop_at_the_manifest_budget() {
         manifest.len()
     );
 }
+
+#[tokio::test]
+async fn handles_that_do_not_share_a_cache_see_each_others_updates() {
+    let (store, a) = setup();
+    let b = Group::new(store.clone(), "app/state").unwrap();
+    let add = |old: &[u8]| -> store_core::Result<String> {
+        let n: u64 = std::str::from_utf8(old).unwrap_or("0").parse().unwrap_or(0);
+        Ok((n + 1).to_string())
+    };
+    for round in 0..10 {
+        let (first, second) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        first.operate("n", add).await.unwrap();
+        // `second` last saw the manifest before `first` switched it.
+        second.operate("n", add).await.unwrap();
+        second.operate("other", |_| Ok(round.to_string())).await.unwrap();
+    }
+    assert_eq!(content(&a, "n").await, "20");
+    assert_eq!(content(&b, "n").await, "20");
+    assert_eq!(content(&a, "other").await, "9");
+    assert_eq!(a.list().await.unwrap(), ["n", "other"]);
+}
