@@ -139,56 +139,47 @@ pub(crate) fn open_object(
 /// object files that stand where a directory is needed.
 pub(crate) fn prepare_parent(root: &Root, key: &Key, op: &'static str) -> Result<OwnedFd> {
     let io = |e| io_error(op, key, e);
-    let segments: Vec<&str> = key.segments().collect();
-    let mut dir = dup(root.fd.as_fd()).map_err(io)?;
-    let mut rel = String::new();
-    for seg in &segments[..segments.len() - 1] {
+    // The directories above the leaf; the root itself is only borrowed (no `dup`) unless the
+    // key lives directly in it.
+    let parents = key.as_str().rsplit_once('/').map(|(parents, _)| parents);
+    let mut opened: Option<OwnedFd> = None;
+    let mut end = 0;
+    for seg in parents.into_iter().flat_map(|p| p.split('/')) {
+        // The key's prefix up to and including this segment.
+        end = if end == 0 { seg.len() } else { end + 1 + seg.len() };
+        let rel = &key.as_str()[..end];
         let mut tries = 0;
-        dir = loop {
+        let next = loop {
+            let dir = opened.as_ref().map_or(root.fd.as_fd(), |d| d.as_fd());
             tries += 1;
             if tries > RACE_RETRIES {
                 return Err(io(Errno::AGAIN));
             }
-            match open_dir(dir.as_fd(), seg) {
+            match open_dir(dir, seg) {
                 Ok(next) => break next,
-                Err(Errno::NOENT) => match rustix::fs::mkdirat(&dir, *seg, Mode::from_raw_mode(0o777)) {
+                Err(Errno::NOENT) => match rustix::fs::mkdirat(dir, seg, Mode::from_raw_mode(0o777)) {
                     Ok(()) => {
                         if root.durability == Durability::Full {
-                            root.group.sync(dir.as_fd()).map_err(|e| Error::io(op, key, e))?;
+                            root.group.sync(dir).map_err(|e| Error::io(op, key, e))?;
                         }
                     }
                     Err(Errno::EXIST) => {}
                     Err(e) => return Err(io(e)),
                 },
-                Err(Errno::NOTDIR | Errno::LOOP) => match kind_at(dir.as_fd(), seg).map_err(io)? {
-                    Some(FileType::RegularFile) => {
-                        let prefix = if rel.is_empty() {
-                            (*seg).to_owned()
-                        } else {
-                            format!("{rel}/{seg}")
-                        };
-                        let prefix = Key::new(prefix)?;
-                        nest(root, dir.as_fd(), &prefix, op)?;
-                    }
+                Err(Errno::NOTDIR | Errno::LOOP) => match kind_at(dir, seg).map_err(io)? {
+                    Some(FileType::RegularFile) => nest(root, dir, &Key::new(rel)?, op)?,
                     Some(FileType::Directory) | None => {}
-                    Some(_) => {
-                        let at = if rel.is_empty() {
-                            (*seg).to_owned()
-                        } else {
-                            format!("{rel}/{seg}")
-                        };
-                        return Err(foreign_entry(op, key, &at));
-                    }
+                    Some(_) => return Err(foreign_entry(op, key, rel)),
                 },
                 Err(e) => return Err(io(e)),
             }
         };
-        if !rel.is_empty() {
-            rel.push('/');
-        }
-        rel.push_str(seg);
+        opened = Some(next);
     }
-    Ok(dir)
+    match opened {
+        Some(dir) => Ok(dir),
+        None => dup(root.fd.as_fd()).map_err(io),
+    }
 }
 
 /// Turns the object file `prefix` (in `parent`) into a directory

@@ -125,7 +125,8 @@ impl Root {
         fsync(&tmp)?;
         let leaf = key.name();
         let mut tries = 0;
-        let sync_dir = loop {
+        // The directory the object now lives in, when it is not the temp file's.
+        let nested = loop {
             tries += 1;
             if tries > RACE_RETRIES {
                 return Err(io(Errno::AGAIN));
@@ -170,8 +171,8 @@ impl Root {
                 Ok(()) => {
                     tmp.disarm();
                     break match located {
-                        Located::Nested(d, _) => d,
-                        _ => rustix::io::fcntl_dupfd_cloexec(&tmp.dir, 0).map_err(io)?,
+                        Located::Nested(d, _) => Some(d),
+                        _ => None,
                     };
                 }
                 // Something appeared at the leaf since `locate` (a directory made by a put
@@ -181,9 +182,12 @@ impl Root {
             }
         };
         let st = rustix::fs::fstat(&tmp.file).map_err(io)?;
-        drop(tmp);
         self.wake(key);
-        self.sync_dir(sync_dir.as_fd(), op, key)?;
+        // The temp file (now the object) and its directory stay open until the directory
+        // is synced: no descriptor to duplicate.
+        let dir = nested.as_ref().map_or(tmp.dir.as_fd(), |d| d.as_fd());
+        self.sync_dir(dir, op, key)?;
+        drop(tmp);
         let meta = stamp::meta(key.clone(), &st);
         tracing::trace!(key = %key, version = %meta.version, size = meta.size, "fs put");
         Ok(meta)
