@@ -50,6 +50,12 @@ pub fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// Whether [`paired_ratio`] measures: in bench mode, unless `STORE_BENCH_PAIRED=0` (to
+/// profile one criterion benchmark alone).
+fn paired_enabled() -> bool {
+    bench_mode() && std::env::var("STORE_BENCH_PAIRED").map_or(true, |v| v != "0")
+}
+
 /// The ratio `subject ÷ baseline`, measured so that machine noise cancels out: each of
 /// [`PAIRED_ROUNDS`] rounds times `calls` calls of one side and then of the other (which
 /// goes first alternates), and the ratio is taken per round. Criterion's figures time each
@@ -57,7 +63,7 @@ pub fn bench_mode() -> bool {
 ///
 /// Each closure gets a call count and returns the time those calls took. Prints one line,
 /// `ratio <label>: median …× (quartiles …)`, and returns the figures. Does nothing (and
-/// returns `None`) outside `cargo bench`.
+/// returns `None`) outside `cargo bench`, or with `STORE_BENCH_PAIRED=0`.
 pub fn paired_ratio<B, BF, S, SF>(
     rt: &tokio::runtime::Runtime,
     label: &str,
@@ -71,7 +77,7 @@ where
     S: FnMut(u64) -> SF,
     SF: std::future::Future<Output = std::time::Duration>,
 {
-    if !bench_mode() {
+    if !paired_enabled() {
         return None;
     }
     // Warm-up: caches, allocator pools, lazily started threads.
