@@ -225,6 +225,15 @@ impl Group {
         }
     }
 
+    /// Drops the group's reference to `manifest`, if it is the one kept.
+    fn release_manifest(&self, manifest: &Arc<Manifest>) {
+        let mut last = self.shared.last.lock();
+        let kept = matches!(&*last, Some((_, m)) if Arc::ptr_eq(m, manifest));
+        let old = if kept { last.take() } else { None };
+        drop(last);
+        drop(old);
+    }
+
     fn remember_manifest(&self, version: Version, manifest: Arc<Manifest>) {
         let old = self.shared.last.lock().replace((version, manifest));
         // The old manifest is freed outside the lock.
@@ -288,7 +297,10 @@ impl Group {
                 }
             }
             let Snapshot { manifest, version } = snap;
-            // A copy only if someone else holds this manifest (the group's last one does).
+            // The group's copy of this manifest leaves the cache (the new one replaces it
+            // after the CAS), so that the manifest is usually edited in place; a copy only
+            // if another call still holds it.
+            self.release_manifest(&manifest);
             let mut next = Arc::unwrap_or_clone(manifest);
             next.serial += 1;
             let mut replaced = Vec::new();

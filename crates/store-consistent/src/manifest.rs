@@ -124,7 +124,7 @@ impl Manifest {
             }
             push_json_string(&mut out, name);
             out.push(b':');
-            push_json_string(&mut out, id);
+            push_id(&mut out, id);
         }
         out.push(b'}');
         if !self.inline.is_empty() {
@@ -133,7 +133,7 @@ impl Manifest {
                 if i > 0 {
                     out.push(b',');
                 }
-                push_json_string(&mut out, id);
+                push_id(&mut out, id);
                 out.extend_from_slice(b":\"");
                 push_hex(&mut out, content);
                 out.push(b'"');
@@ -163,6 +163,15 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// An object id as a JSON string: ids are hex digits and one `-` (checked on decode, and
+/// made by [`new_object_id`]), so there is nothing to escape.
+fn push_id(out: &mut Vec<u8>, id: &str) {
+    debug_assert!(is_object_id(id), "{id:?} is not an object id");
+    out.push(b'"');
+    out.extend_from_slice(id.as_bytes());
+    out.push(b'"');
 }
 
 /// `text` as a JSON string: quotes, backslashes and control characters escaped, everything
