@@ -3,8 +3,8 @@
 use std::hash::Hasher;
 use std::sync::Arc;
 
-use futures::lock::{Mutex, OwnedMutexGuard};
 use store_core::Key;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The lock of a key, held across a commit phase (owned: a quorum write's background task
 /// keeps it until the slow backends finish).
@@ -36,13 +36,13 @@ impl KeyLocks {
     /// while slow backends of a quorum write finish.
     pub(crate) async fn lock(&self, key: &Key) -> KeyGuard {
         let stripe = &self.stripes[stripe(key)];
-        // Uncontended, the lock is taken without building the acquiring future. The
-        // `futures` mutex, unlike tokio's, releases with one atomic operation when nobody
-        // waits (every put releases one).
-        match stripe.try_lock_owned() {
-            Some(guard) => guard,
+        // Uncontended, the lock is taken without building the acquiring future. A queued
+        // waiter makes `try_lock_owned` fail, so the lock stays first come, first served
+        // (a fair lock: a busy writer cannot starve a waiting one, or a `watch`).
+        match Arc::clone(stripe).try_lock_owned() {
+            Ok(guard) => guard,
             // Boxed: the waiting future would otherwise be part of every put's state.
-            None => Box::pin(Arc::clone(stripe).lock_owned()).await,
+            Err(_) => Box::pin(Arc::clone(stripe).lock_owned()).await,
         }
     }
 }
