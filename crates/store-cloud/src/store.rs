@@ -477,6 +477,8 @@ impl Backend for CloudStore {
             native_watch: false,
             durable: true,
             shared: true,
+            // A version is the object's ETag or its write id: one content each.
+            stable_versions: true,
             // S3's limit for one object (GCS and Azure allow the same or more).
             max_object_size: Some(5 << 40),
         }

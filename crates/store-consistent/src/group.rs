@@ -45,9 +45,10 @@ pub(crate) struct Shared {
     pub(crate) retry: RetryPolicy,
     pub(crate) cache: Arc<VersionCache>,
     /// The last manifest this group's handles read or wrote, with its version: a read that
-    /// finds the manifest still at that version skips decoding it. (A backend never gives
-    /// the manifest key one version for two different contents, so this cannot be stale.)
-    pub(crate) last: Arc<Mutex<Option<LastManifest>>>,
+    /// finds the manifest still at that version skips decoding it. Only on a backend whose
+    /// versions each name one content (`Capabilities::stable_versions`), so that it cannot
+    /// be stale; `None` on others.
+    pub(crate) last: Option<Arc<Mutex<Option<LastManifest>>>>,
 }
 
 impl fmt::Debug for Group {
@@ -69,6 +70,7 @@ impl Group {
     /// [`Error::InvalidKey`] if `name` is not a valid key.
     pub fn new(backend: impl Backend, name: &str) -> Result<Group> {
         let root = Key::new(name)?;
+        let stable = backend.capabilities().stable_versions;
         Ok(Group {
             shared: Arc::new(Shared {
                 backend: Arc::new(backend),
@@ -78,7 +80,7 @@ impl Group {
                 name: root.to_string(),
                 retry: RetryPolicy::default(),
                 cache: Arc::default(),
-                last: Arc::default(),
+                last: stable.then(Arc::default),
             }),
         })
     }
@@ -219,7 +221,7 @@ impl Group {
 
     /// The last manifest seen, if it is at `version`.
     fn last_manifest(&self, version: &Version) -> Option<Arc<Manifest>> {
-        match &*self.shared.last.lock() {
+        match &*self.shared.last.as_ref()?.lock() {
             Some((v, manifest)) if v == version => Some(Arc::clone(manifest)),
             _ => None,
         }
@@ -227,7 +229,8 @@ impl Group {
 
     /// Drops the group's reference to `manifest`, if it is the one kept.
     fn release_manifest(&self, manifest: &Arc<Manifest>) {
-        let mut last = self.shared.last.lock();
+        let Some(last) = &self.shared.last else { return };
+        let mut last = last.lock();
         let kept = matches!(&*last, Some((_, m)) if Arc::ptr_eq(m, manifest));
         let old = if kept { last.take() } else { None };
         drop(last);
@@ -235,7 +238,8 @@ impl Group {
     }
 
     fn remember_manifest(&self, version: Version, manifest: Arc<Manifest>) {
-        let old = self.shared.last.lock().replace((version, manifest));
+        let Some(last) = &self.shared.last else { return };
+        let old = last.lock().replace((version, manifest));
         // The old manifest is freed outside the lock.
         drop(old);
     }

@@ -118,8 +118,10 @@
 //! A small content is written by the manifest switch itself: an update of a counter or a
 //! small JSON document costs one manifest read and one compare-and-swap. The handles of a
 //! group (clones of one [`Group`]) keep the last manifest they read or wrote, decoded; a
-//! read that finds the manifest still at that version uses it instead of decoding it again
-//! (versions never repeat for a key, so it cannot be stale). A larger write
+//! read that finds the manifest still at that version uses it instead of decoding it again.
+//! That cannot be stale on a backend whose versions each name one content
+//! (`Capabilities::stable_versions`: every store of this workspace but a `Multi`, whose
+//! copies can differ under one composite version); on others nothing is kept. A larger write
 //! stores the new content as a new object version first, then switches the manifest to it
 //! if the name still has the expected id. A lost compare-and-swap means
 //! some name changed: the writer re-reads the manifest and, if its own name is unchanged,

@@ -375,7 +375,7 @@ mod tests {
         #[test]
         fn encoding_round_trips(
             serial in proptest::prelude::any::<u64>(),
-            entries in proptest::collection::btree_map(".{1,12}", proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)), 0..6),
+            entries in proptest::collection::btree_map("(?s).{1,12}", proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8)), 0..6),
         ) {
             let key = Key::new("g/.manifest").unwrap();
             let mut m = Manifest { serial, ..Manifest::default() };

@@ -31,6 +31,11 @@ pub struct Capabilities {
     pub durable: bool,
     /// Other processes (or machines) see the same data, and CAS holds across them.
     pub shared: bool,
+    /// A version always names the same content: every read that reports version `v` of a
+    /// key returns the same bytes. Caches keyed by version rely on it (store-record's and
+    /// store-consistent's). Not so for a fan-out whose copies can differ under one
+    /// composite version after a tolerated failure.
+    pub stable_versions: bool,
     /// The largest object accepted, if limited.
     pub max_object_size: Option<u64>,
 }
@@ -46,6 +51,7 @@ impl Capabilities {
         native_watch: false,
         durable: false,
         shared: false,
+        stable_versions: false,
         max_object_size: None,
     };
 
@@ -60,6 +66,7 @@ impl Capabilities {
             native_watch: self.native_watch && other.native_watch,
             durable: self.durable && other.durable,
             shared: self.shared && other.shared,
+            stable_versions: self.stable_versions && other.stable_versions,
             max_object_size: match (self.max_object_size, other.max_object_size) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -94,6 +101,12 @@ mod tests {
             ..Capabilities::NONE
         });
         assert_eq!(d.max_object_size, Some(5));
+        let stable = Capabilities {
+            stable_versions: true,
+            ..Capabilities::NONE
+        };
+        assert!(stable.intersection(stable).stable_versions);
+        assert!(!stable.intersection(a).stable_versions);
         assert_eq!(Capabilities::default(), Capabilities::NONE);
     }
 }

@@ -145,6 +145,7 @@ impl Backend for EtcdStore {
             native_watch: true,
             durable: true,
             shared: true,
+            stable_versions: true,
             max_object_size: Some(self.conn.options().max_object_size as u64),
             ..Capabilities::NONE
         }

@@ -172,6 +172,7 @@ impl Backend for FsStore {
             native_watch: true,
             durable: self.root.durability == Durability::Full,
             shared: true,
+            stable_versions: true,
             max_object_size: None,
         }
     }

@@ -143,6 +143,7 @@ impl Backend for MemoryStore {
             conditional_delete: true,
             range_reads: true,
             native_watch: true,
+            stable_versions: true,
             ..Capabilities::NONE
         }
     }

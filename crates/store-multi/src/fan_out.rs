@@ -123,8 +123,13 @@ impl MultiWriter {
             .reduce(Capabilities::intersection)
             .unwrap_or(Capabilities::NONE);
         // Conditional writes are coordinated by a lock inside this process: another
-        // process writing the same backends is not part of that agreement.
-        Capabilities { shared: false, ..all }
+        // process writing the same backends is not part of that agreement. After a
+        // tolerated failure, one composite version names copies that differ.
+        Capabilities {
+            shared: false,
+            stable_versions: false,
+            ..all
+        }
     }
 
     /// Opens a writer on every backend at once. `opts.mode` is applied at close, against

@@ -123,9 +123,11 @@
 //!   check needs the expiry of the version being replaced. When that version was written
 //!   by this handle (`create` or `cas_by_version`), the handle already knows the expiry, so
 //!   the conditional write is the only store operation. A version cannot come back with
-//!   another expiry, because versions never repeat for a key. Otherwise the expiry comes
-//!   from a range read of the envelope header (its first 11 bytes), not of the value. A
-//!   handle remembers at most 4096 keys.
+//!   another expiry, because versions never repeat for a key — on backends whose
+//!   `Capabilities::stable_versions` says a version names one content; on others (a
+//!   `Multi`) the handle remembers nothing. Otherwise the expiry comes from a range read of
+//!   the envelope header (its first 11 bytes), not of the value. A handle remembers at most
+//!   4096 keys.
 
 mod clock;
 mod envelope;

@@ -41,8 +41,10 @@ pub struct Records<B> {
 struct Inner<B> {
     backend: B,
     clock: Arc<dyn Clock>,
-    /// Expiries of versions this handle wrote with `create` or `cas_by_version`.
-    known: Known,
+    /// Expiries of versions this handle wrote with `create` or `cas_by_version`; `None`
+    /// when the backend's versions do not always name one content (a fan-out), where a
+    /// remembered expiry could belong to another copy than the one readers see.
+    known: Option<Known>,
 }
 
 /// Configures a [`Records`]: see [`Records::builder`].
@@ -64,11 +66,12 @@ impl<B: Backend> RecordsBuilder<B> {
 
     /// Builds the store.
     pub fn build(self) -> Records<B> {
+        let known = self.backend.capabilities().stable_versions.then(Known::new);
         Records {
             inner: Arc::new(Inner {
                 backend: self.backend,
                 clock: self.clock,
-                known: Known::new(),
+                known,
             }),
         }
     }
@@ -313,9 +316,9 @@ impl<B: Backend> Records<B> {
             {
                 Ok(meta) => {
                     tracing::trace!(key = %key, version = %meta.version, "record created");
-                    self.inner
-                        .known
-                        .remember(key, meta.version.clone(), record.expires_at);
+                    if let Some(known) = &self.inner.known {
+                        known.remember(key, meta.version.clone(), record.expires_at);
+                    }
                     return Ok(meta.version);
                 }
                 // Create found an object, or the expired object we meant to replace changed.
@@ -396,7 +399,8 @@ impl<B: Backend> Records<B> {
         let known_live = self
             .inner
             .known
-            .expiry(key, &record.version)
+            .as_ref()
+            .and_then(|known| known.expiry(key, &record.version))
             .is_some_and(|expiry| expiry.is_none_or(|t| t > self.now()));
         let data = if known_live {
             match self.swap(OP, key, data, &record).await {
@@ -442,9 +446,9 @@ impl<B: Backend> Records<B> {
             .await
             .map_err(|e| retag(op, e))?;
         tracing::trace!(key = %key, version = %meta.version, "record swapped");
-        self.inner
-            .known
-            .remember(key, meta.version.clone(), record.expires_at);
+        if let Some(known) = &self.inner.known {
+            known.remember(key, meta.version.clone(), record.expires_at);
+        }
         Ok(meta.version)
     }
 
@@ -467,7 +471,9 @@ impl<B: Backend> Records<B> {
             match self.inner.backend.delete_if(key, version).await {
                 Ok(()) => {
                     tracing::trace!(key = %key, "record deleted");
-                    self.inner.known.forget(key);
+                    if let Some(known) = &self.inner.known {
+                        known.forget(key);
+                    }
                     return Ok(());
                 }
                 Err(e) if e.is_conflict() || e.is_not_found() => continue,

@@ -38,15 +38,25 @@ struct Recording {
     puts: Mutex<Vec<PutMode>>,
     gets: AtomicUsize,
     renew_before_conditional_delete: AtomicBool,
+    /// Report versions that do not always name one content (as a fan-out does).
+    unstable_versions: AtomicBool,
+    /// Fail every put with an I/O error.
+    failing_puts: AtomicBool,
 }
 
 #[async_trait]
 impl Backend for Recording {
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        Capabilities {
+            stable_versions: !self.unstable_versions.load(Ordering::Relaxed),
+            ..self.inner.capabilities()
+        }
     }
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         self.puts.lock().push(opts.mode.clone());
+        if self.failing_puts.load(Ordering::Relaxed) {
+            return Err(Error::io("put", key, std::io::Error::other("disk on fire")));
+        }
         self.inner.put(key, data, opts).await
     }
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
@@ -253,6 +263,53 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
+
+    // Known, expiring exactly now: expired (an expiry equal to now has passed).
+    let v8 = records
+        .create(Record::new(k.clone(), "8").with_expiry(clock.now() + Duration::from_secs(5)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(5));
+    let err = records
+        .cas_by_version(Record::new(k.clone(), "9").with_version(v8))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+
+    // Known, and the write itself fails: that error, as is, and no read.
+    let v10 = records.create(Record::new(k.clone(), "10")).await.unwrap();
+    records.backend().failing_puts.store(true, Ordering::Relaxed);
+    let gets = records.backend().gets.load(Ordering::Relaxed);
+    let err = records
+        .cas_by_version(Record::new(k.clone(), "11").with_version(v10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.to_string().contains("counter"), "{err}");
+    assert_eq!(records.backend().gets.load(Ordering::Relaxed), gets);
+}
+
+#[tokio::test]
+async fn without_stable_versions_every_cas_reads_first() {
+    let backend = Recording::default();
+    backend.unstable_versions.store(true, Ordering::Relaxed);
+    let records = Records::new(backend);
+    let k = key("counter");
+    let mut version = records.create(Record::new(k.clone(), "0")).await.unwrap();
+    for i in 1..=3 {
+        let gets = records.backend().gets.load(Ordering::Relaxed);
+        version = records
+            .cas_by_version(Record::new(k.clone(), i.to_string()).with_version(version))
+            .await
+            .unwrap()
+            .version;
+        assert_eq!(
+            records.backend().gets.load(Ordering::Relaxed),
+            gets + 1,
+            "a remembered expiry could belong to another copy: read it"
+        );
+    }
+    assert_eq!(records.get(&k).await.unwrap().value, "3");
 }
 
 #[tokio::test]

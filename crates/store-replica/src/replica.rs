@@ -520,13 +520,18 @@ impl Backend for Replica {
             native_watch: primary.native_watch,
             durable: all_sync.durable,
             shared: all_sync.shared,
+            // A read answered by a secondary reports the primary's version only for the
+            // same write, else a version of the secondary's own.
+            stable_versions: all_sync.stable_versions,
             max_object_size,
             ..Capabilities::NONE
         }
     }
 
     /// Hand-written (not `async fn`) so that a replica of one store and no queue hands back
-    /// the store's own future: one allocation per put, as with the store alone.
+    /// the store's own future: one allocation per put, as with the store alone. Such a put
+    /// checks for the error state and `close` when it is called rather than when it is
+    /// first polled.
     fn put<'s, 'k, 'async_trait>(
         &'s self,
         key: &'k Key,
