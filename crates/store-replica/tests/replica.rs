@@ -289,6 +289,27 @@ async fn close_drains_the_queues_then_refuses_calls() {
     replica.close().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_replica_of_one_store_refuses_calls_after_close_too() {
+    // One sync store and no queue: puts hand back the store's own future.
+    let store = MemoryStore::new();
+    let replica = Replica::builder().sync_store(store.clone()).build().unwrap();
+    replica.put_bytes(&key("k"), "v").await.unwrap();
+    replica.close().await.unwrap();
+    let e = replica.put_bytes(&key("late"), "v").await.unwrap_err();
+    assert_eq!(e.to_string(), "put: closed");
+    assert!(
+        replica
+            .delete(&key("k"), Default::default())
+            .await
+            .unwrap_err()
+            .kind()
+            == ErrorKind::Closed
+    );
+    assert!(store.get_bytes(&key("late")).await.unwrap_err().is_not_found());
+    assert_eq!(store.get_bytes(&key("k")).await.unwrap(), "v");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelling_the_shutdown_token_stops_cleanly_and_reports_it() {
     let stalled = Faulty::new(MemoryStore::new());
