@@ -404,12 +404,14 @@ pub(crate) fn conclude_now(
 /// A whole-object put through backends none of which streams writes: the commit phase of
 /// a [`FanOutWriter`](crate::FanOutWriter) written `data` in one chunk, without the writer.
 /// Each backend gets one `put` (its only failure point either way), all concurrently in
-/// this task (in one task per backend from 1 MiB on, as the writer does).
+/// this task (in one task per backend from 1 MiB on, as the writer does). With `settle`,
+/// a quorum write waits for every backend here, which gives the report it would settle to.
 pub(crate) async fn put_whole(
     shared: &Arc<Shared>,
     key: &Key,
     data: Bytes,
     mode: PutMode,
+    settle: bool,
 ) -> Result<WriteReport> {
     let n = shared.backends.len();
     let required = shared.mode.required(n);
@@ -431,7 +433,8 @@ pub(crate) async fn put_whole(
     let modes = BackendModes::new(&mode, n);
     let parallel = parallel_runtime(size);
     let mut tally = Tally::new(n, errors);
-    let pending = if shared.mode == WriteMode::Quorum || parallel.is_some() {
+    let background_quorum = shared.mode == WriteMode::Quorum && !settle;
+    let pending = if background_quorum || parallel.is_some() {
         // Owned commits: a quorum write may leave some to the background, a large one
         // runs each in its own task.
         let mut commits: Vec<Pollable<'static>> = Vec::with_capacity(n);
@@ -448,7 +451,8 @@ pub(crate) async fn put_whole(
         }
         background(drive(commits, quorum(shared.mode, required), &mut tally).await)
     } else {
-        // All and BestEffort wait for every backend: each backend's own put future, as is.
+        // All and BestEffort (and a settled quorum) wait for every backend: each backend's
+        // own put future, as is.
         let mut commits: Vec<Pollable<'_>> = Vec::with_capacity(n);
         for i in (0..n).filter(|&i| !tally.failed(i)) {
             let put = (*shared.backends[i]).put(key, data.clone(), modes.get(i).into());

@@ -99,7 +99,7 @@ impl Backend for Multi {
     }
 
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        let report = self.fan.put_once(key, data, opts).await?;
+        let report = self.fan.put_once(key, data, opts, true).await?;
         // Quorum: the version must name the stragglers' final state to equal what reads
         // report, so the trait-level put waits for them (`MultiWriter::put` does not).
         Ok(report.into_settled_meta().await)
