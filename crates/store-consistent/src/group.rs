@@ -300,12 +300,15 @@ impl Group {
                     });
                 }
             }
-            let Snapshot { manifest, version } = snap;
+            let Snapshot {
+                manifest: mut shared,
+                version,
+            } = snap;
             // The group's copy of this manifest leaves the cache (the new one replaces it
-            // after the CAS), so that the manifest is usually edited in place; a copy only
-            // if another call still holds it.
-            self.release_manifest(&manifest);
-            let mut next = Arc::unwrap_or_clone(manifest);
+            // after the CAS), so that the manifest is usually edited in place, in its own
+            // allocation; a copy only if another call still holds it.
+            self.release_manifest(&shared);
+            let next = Arc::make_mut(&mut shared);
             next.serial += 1;
             let mut replaced = Vec::new();
             for &(name, id) in set {
@@ -333,9 +336,10 @@ impl Group {
                 Some(v) => PutMode::Update(v),
                 None => PutMode::Create,
             };
-            match backend.put(key, next.encode(), mode.into()).await {
+            let data = next.encode();
+            match backend.put(key, data, mode.into()).await {
                 Ok(meta) => {
-                    self.remember_manifest(meta.version, Arc::new(next));
+                    self.remember_manifest(meta.version, shared);
                     for id in replaced {
                         self.discard(&id).await;
                     }
