@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use store_benches::{key, paired_ratio, runtime};
+use store_benches::{key, paired_ratio, runtime, time_calls};
 use store_consistent::{Group, RetryPolicy};
 use store_core::{Backend, BackendExt, PutOptions, Result};
 use store_memory::MemoryStore;
@@ -62,34 +62,28 @@ fn uncontended(c: &mut Criterion) {
 
     let version = RefCell::new(rt.block_on(store.put_bytes(&k, "0")).unwrap().version);
     let (store, k, group, version) = (&store, &k, &group, &version);
-    let raw_cas = |n: u64| async move {
-        let started = Instant::now();
-        for _ in 0..n {
+    let raw_cas = |n| {
+        time_calls(n, || async {
             let current = version.borrow().clone();
             let meta = store
                 .put(k, "1".into(), PutOptions::update(current))
                 .await
                 .unwrap();
             *version.borrow_mut() = meta.version;
-        }
-        started.elapsed()
+        })
     };
-    let raw_rmw = |n: u64| async move {
-        let started = Instant::now();
-        for _ in 0..n {
+    let raw_rmw = |n| {
+        time_calls(n, || async {
             store
                 .read_modify_write(k, |old| Ok(increment(old.map_or(&[][..], |b| &b[..]))?.into()))
                 .await
                 .unwrap();
-        }
-        started.elapsed()
+        })
     };
-    let operate = |n: u64| async move {
-        let started = Instant::now();
-        for _ in 0..n {
+    let operate = |n| {
+        time_calls(n, || async {
             group.operate("counter", increment).await.unwrap();
-        }
-        started.elapsed()
+        })
     };
     paired_ratio(
         &rt,

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use store_benches::{key, paired_ratio, payload, runtime};
+use store_benches::{key, paired_ratio, payload, runtime, time_calls};
 use store_core::{Backend, BackendExt, GetOptions, PutOptions, Record};
 use store_memory::MemoryStore;
 use store_record::Records;
@@ -26,18 +26,12 @@ const PAIRED_CALLS: u64 = 20_000;
 
 /// Times `iters` sequential runs of `op` inside one `block_on`, so the runtime's entry cost
 /// is not part of the figure.
-fn timed<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, mut op: F) -> Duration
+fn timed<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
 {
-    rt.block_on(async {
-        let started = Instant::now();
-        for _ in 0..iters {
-            op().await;
-        }
-        started.elapsed()
-    })
+    rt.block_on(time_calls(iters, op))
 }
 
 fn overhead(c: &mut Criterion) {
@@ -145,12 +139,12 @@ fn overhead(c: &mut Criterion) {
         "record/records_put ÷ raw_put",
         PAIRED_CALLS,
         |n| {
-            counted(n, || async move {
+            time_calls(n, || async move {
                 raw.put(k, data.clone(), PutOptions::default()).await.unwrap();
             })
         },
         |n| {
-            counted(n, || async move {
+            time_calls(n, || async move {
                 let record = Record::new(k.clone(), data.clone()).with_expiry(expiry);
                 records.put(record).await.unwrap();
             })
@@ -161,13 +155,13 @@ fn overhead(c: &mut Criterion) {
         "record/records_get ÷ raw_get",
         PAIRED_CALLS,
         |n| {
-            counted(n, || async move {
+            time_calls(n, || async move {
                 let got = raw.get(k, GetOptions::default()).await.unwrap();
                 assert_eq!(got.bytes().await.unwrap().len(), VALUE);
             })
         },
         |n| {
-            counted(n, || async move {
+            time_calls(n, || async move {
                 assert_eq!(records.get(k).await.unwrap().value.len(), VALUE);
             })
         },
@@ -175,7 +169,7 @@ fn overhead(c: &mut Criterion) {
     let raw_version = RefCell::new(rt.block_on(raw.head(k)).unwrap().version);
     let record_version = RefCell::new(rt.block_on(records.get(k)).unwrap().version);
     let raw_cas = |n| {
-        counted(n, || async {
+        time_calls(n, || async {
             let current = raw_version.borrow().clone();
             let meta = raw
                 .put(k, data.clone(), PutOptions::update(current))
@@ -185,7 +179,7 @@ fn overhead(c: &mut Criterion) {
         })
     };
     let raw_get_then_cas = |n| {
-        counted(n, || async move {
+        time_calls(n, || async move {
             let current = raw.get(k, GetOptions::default()).await.unwrap();
             let version = current.meta.version.clone();
             assert_eq!(current.bytes().await.unwrap().len(), VALUE);
@@ -195,7 +189,7 @@ fn overhead(c: &mut Criterion) {
         })
     };
     let records_cas = |n| {
-        counted(n, || async {
+        time_calls(n, || async {
             let current = record_version.borrow().clone();
             let next = Record::new(k.clone(), data.clone())
                 .with_version(current)
@@ -217,19 +211,6 @@ fn overhead(c: &mut Criterion) {
         raw_get_then_cas,
         records_cas,
     );
-}
-
-/// Times `n` sequential runs of `op`.
-async fn counted<F, Fut>(n: u64, mut op: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let started = Instant::now();
-    for _ in 0..n {
-        op().await;
-    }
-    started.elapsed()
 }
 
 /// From just before a put to the moment a parked `wait_for_version_change` returns.

@@ -21,6 +21,19 @@ pub fn payload(n: usize) -> bytes::Bytes {
     (0..n).map(|i| (i % 251) as u8).collect()
 }
 
+/// Times `n` sequential runs of `op` (in the caller's task).
+pub async fn time_calls<F, Fut>(n: u64, mut op: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        op().await;
+    }
+    started.elapsed()
+}
+
 /// Rounds of [`paired_ratio`]: odd, so the median is one round's figure.
 pub const PAIRED_ROUNDS: usize = 31;
 

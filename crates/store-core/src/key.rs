@@ -65,6 +65,15 @@ impl Key {
         self.0.split('/')
     }
 
+    /// An index in `0..n` spread by the key's bytes, for striped locks and tables inside
+    /// one process (FxHash: cheap, not flood-resistant — a collision only shares a stripe —
+    /// and not stable across builds, so never part of anything stored). `n` must not be 0.
+    pub fn stripe(&self, n: usize) -> usize {
+        let mut hasher = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write(&mut hasher, self.0.as_bytes());
+        (std::hash::Hasher::finish(&hasher) % n as u64) as usize
+    }
+
     /// The last segment (the "file name").
     pub fn name(&self) -> &str {
         self.0.rsplit('/').next().unwrap_or(&self.0)
@@ -209,6 +218,19 @@ impl From<Key> for String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stripes_are_in_range_stable_and_spread() {
+        let keys: Vec<Key> = (0..1000).map(|i| Key::new(format!("k/{i}")).unwrap()).collect();
+        let mut used = [false; 64];
+        for k in &keys {
+            let s = k.stripe(64);
+            assert_eq!(s, k.clone().stripe(64));
+            used[s] = true;
+        }
+        assert!(used.iter().filter(|u| **u).count() > 48);
+        assert_eq!(keys[0].stripe(1), 0);
+    }
 
     /// The rules written the obvious way, to check the single-pass validator against.
     fn reference(key: &str) -> std::result::Result<(), &'static str> {

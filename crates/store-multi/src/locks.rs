@@ -1,6 +1,5 @@
 //! Per-key serialisation of the commit phase.
 
-use std::hash::Hasher;
 use std::sync::Arc;
 
 use store_core::Key;
@@ -47,12 +46,9 @@ impl KeyLocks {
     }
 }
 
-/// The stripe of `key`: FxHash over its bytes. Any spread-out hash does; this one takes 8
-/// bytes per step and needs no state (no DoS concern: a collision only shares a lock).
+/// The stripe of `key` (a collision only shares a lock).
 fn stripe(key: &Key) -> usize {
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(key.as_str().as_bytes());
-    (hasher.finish() % STRIPES as u64) as usize
+    key.stripe(STRIPES)
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 //! wrong, and a miss just takes the slow path.
 
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -39,9 +38,7 @@ impl Known {
     }
 
     fn stripe(&self, key: &Key) -> &Mutex<Table> {
-        let mut hasher = rustc_hash::FxHasher::default();
-        hasher.write(key.as_str().as_bytes());
-        &self.stripes[(hasher.finish() % STRIPES as u64) as usize]
+        &self.stripes[key.stripe(STRIPES)]
     }
 
     /// The expiry of `version` of `key` (`Some(None)`: it never expires), if known.

@@ -10,7 +10,6 @@
 //! primary's version only if the table vouches for it; see [`Stripe::vouch`].
 
 use std::collections::HashMap;
-use std::hash::Hasher;
 
 use parking_lot::Mutex;
 use store_core::{Key, Version};
@@ -61,12 +60,7 @@ impl Stripes {
     }
 
     pub(crate) fn get(&self, key: &Key) -> &Stripe {
-        // FxHash: every put hashes its key, and a stripe needs no flood-resistant hash (a
-        // bad spread costs some waiting, never correctness). It takes 8 bytes per step.
-        let mut hasher = rustc_hash::FxHasher::default();
-        hasher.write(key.as_str().as_bytes());
-        let h = hasher.finish();
-        &self.stripes[(h % self.stripes.len() as u64) as usize]
+        &self.stripes[key.stripe(self.stripes.len())]
     }
 }
 
