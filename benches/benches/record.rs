@@ -8,7 +8,8 @@
 //! raw store); from one it wrote (as in this chain of swaps) it writes at once.
 //!
 //! After criterion's figures it prints the same comparisons measured interleaved (see
-//! `store_benches::paired_ratio`): those are the figures to compare with the target.
+//! `store_benches::paired_ratio`), for records with an expiry and without one: those are
+//! the figures to compare with the target.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -132,11 +133,33 @@ fn overhead(c: &mut Criterion) {
     g.finish();
 
     // The same operations again, measured interleaved (see `paired_ratio`): the figures to
-    // compare with the target.
-    let (raw, records, data, k) = (&raw, &records, &data, &k);
+    // compare with the target. Records with an expiry (each read and swap also reads the
+    // clock) and without one.
+    paired_overheads(&rt, "with expiry", Some(expiry));
+    paired_overheads(&rt, "no expiry", None);
+}
+
+/// Interleaved ratios of the record operations over the raw ones, on fresh stores, for
+/// records that expire at `expiry`.
+fn paired_overheads(rt: &tokio::runtime::Runtime, case: &str, expiry: Option<SystemTime>) {
+    let raw = &MemoryStore::new();
+    let records = &Records::new(MemoryStore::new());
+    let data = &payload(VALUE);
+    let k = &key("bench/record");
+    let record = move || {
+        let r = Record::new(k.clone(), data.clone());
+        match expiry {
+            Some(t) => r.with_expiry(t),
+            None => r,
+        }
+    };
+    rt.block_on(async {
+        raw.put_bytes(k, data.clone()).await.unwrap();
+        records.put(record()).await.unwrap();
+    });
     paired_ratio(
-        &rt,
-        "record/records_put ÷ raw_put",
+        rt,
+        &format!("record/records_put ÷ raw_put ({case})"),
         PAIRED_CALLS,
         |n| {
             time_calls(n, || async move {
@@ -145,14 +168,13 @@ fn overhead(c: &mut Criterion) {
         },
         |n| {
             time_calls(n, || async move {
-                let record = Record::new(k.clone(), data.clone()).with_expiry(expiry);
-                records.put(record).await.unwrap();
+                records.put(record()).await.unwrap();
             })
         },
     );
     paired_ratio(
-        &rt,
-        "record/records_get ÷ raw_get",
+        rt,
+        &format!("record/records_get ÷ raw_get ({case})"),
         PAIRED_CALLS,
         |n| {
             time_calls(n, || async move {
@@ -191,22 +213,20 @@ fn overhead(c: &mut Criterion) {
     let records_cas = |n| {
         time_calls(n, || async {
             let current = record_version.borrow().clone();
-            let next = Record::new(k.clone(), data.clone())
-                .with_version(current)
-                .with_expiry(expiry);
+            let next = record().with_version(current);
             *record_version.borrow_mut() = records.cas_by_version(next).await.unwrap().version;
         })
     };
     paired_ratio(
-        &rt,
-        "record/records_cas_by_version ÷ raw_cas",
+        rt,
+        &format!("record/records_cas_by_version ÷ raw_cas ({case})"),
         PAIRED_CALLS,
         raw_cas,
         records_cas,
     );
     paired_ratio(
-        &rt,
-        "record/records_cas_by_version ÷ raw_get_then_cas",
+        rt,
+        &format!("record/records_cas_by_version ÷ raw_get_then_cas ({case})"),
         PAIRED_CALLS,
         raw_get_then_cas,
         records_cas,

@@ -38,8 +38,26 @@ pub const MAX_KEY_LEN: usize = 1024;
 /// assert!(Key::new("a//b").is_err());
 /// # Ok::<(), store_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key(Arc<str>);
+
+/// Ordered by text, byte by byte (the order of listings). Clones of one key share their
+/// text and compare equal without reading it, as they already do for `==` (`Arc`'s own
+/// fast path): a lookup with the key an entry was stored under is a pointer comparison.
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Key {
     /// Validates `key` and wraps it.
@@ -268,6 +286,18 @@ mod tests {
     }
 
     proptest! {
+        /// The pointer shortcut of `Ord` changes no answer: keys order as their text does,
+        /// whether they share an allocation or not.
+        #[test]
+        fn order_is_the_order_of_the_text(a in "[ab/]{1,4}", b in "[ab/]{1,4}") {
+            if let (Ok(ka), Ok(kb)) = (Key::new(&a), Key::new(&b)) {
+                prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+                prop_assert_eq!(ka.partial_cmp(&kb), Some(a.cmp(&b)));
+                prop_assert_eq!(ka.cmp(&ka.clone()), std::cmp::Ordering::Equal);
+                prop_assert_eq!(ka.cmp(&Key::new(&a).unwrap()), std::cmp::Ordering::Equal);
+            }
+        }
+
         #[test]
         fn single_pass_validation_agrees_with_the_reference(
             key in "([a./\\\\\u{0}\u{1f}\u{7f}\u{80}\u{9f}\u{a0}é€😀]|\\.\\.|//){0,12}"
