@@ -16,7 +16,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures::future::{BoxFuture, MaybeDone, join_all, maybe_done, poll_fn};
 use futures::stream::{FuturesUnordered, StreamExt};
-use store_core::{BackendExt, Error, Key, Meta, MultiError, PutMode, Result, Version};
+use smallvec::SmallVec;
+use store_core::{BackendExt, Error, Key, Meta, MultiError, PutMode, PutOptions, Result, Version};
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
@@ -474,6 +475,92 @@ pub(crate) async fn put_whole(
     };
     // Boxed: failures, quorum stragglers and unknown states are the cold path.
     Box::pin(conclude(shared, key, &mode, size, known, tally, pending, guard)).await
+}
+
+/// Backends a [`put_settled`] keeps on the stack.
+const INLINE_BACKENDS: usize = 4;
+
+/// `Multi`'s `Backend::put` of a whole object, which returns only the metadata and waits
+/// for every backend (in every mode). An unconditional put small enough for one task, to
+/// backends none of which streams, with every backend committing — the common case — takes
+/// the key's lock, runs the backends' own puts concurrently and builds the composite
+/// version from their answers, with no report, tally or outcome list. Anything else, and
+/// any failure, goes through [`put_whole`]'s verdict unchanged.
+pub(crate) async fn put_settled(shared: &Arc<Shared>, key: &Key, data: Bytes, mode: PutMode) -> Result<Meta> {
+    let size = data.len() as u64;
+    if mode != PutMode::Overwrite || parallel_runtime(size).is_some() {
+        // Boxed: the general path's state stays out of the common one's.
+        return Box::pin(async move {
+            let report = put_whole(shared, key, data, mode, true).await?;
+            Ok(report.into_settled_meta().await)
+        })
+        .await;
+    }
+    let guard = shared.locks.lock(key).await;
+    let mut commits: SmallVec<[MaybeDone<BoxFuture<'_, Result<Meta>>>; INLINE_BACKENDS]> = shared
+        .backends
+        .iter()
+        .map(|b| maybe_done((**b).put(key, data.clone(), PutOptions::default())))
+        .collect();
+    drop(data);
+    poll_fn(|cx| {
+        let mut all_done = true;
+        for commit in &mut commits {
+            all_done &= Pin::new(commit).poll(cx).is_ready();
+        }
+        if all_done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    fn committed<F>(commit: &MaybeDone<F>) -> Option<&Meta>
+    where
+        F: Future<Output = Result<Meta>>,
+    {
+        match commit {
+            MaybeDone::Done(Ok(meta)) => Some(meta),
+            _ => None,
+        }
+    }
+    if let Some(first) = commits.first().and_then(committed)
+        && commits.iter().all(|c| committed(c).is_some())
+    {
+        let modified = first.modified;
+        let version = composite::encode_parts(commits.iter().map(|c| match committed(c) {
+            Some(meta) => Part::Present(&meta.version),
+            None => Part::Unknown,
+        }));
+        drop(guard);
+        return Ok(Meta {
+            key: key.clone(),
+            size,
+            version,
+            modified,
+        });
+    }
+    // Boxed, like every cold path here: it keeps the hot future small.
+    Box::pin(judge_failed(shared, key, size, commits, guard)).await
+}
+
+/// [`put_settled`] when some backend failed: the write mode's verdict, exactly as
+/// [`put_whole`] reaches it.
+async fn judge_failed<F>(
+    shared: &Arc<Shared>,
+    key: &Key,
+    size: u64,
+    commits: SmallVec<[MaybeDone<F>; INLINE_BACKENDS]>,
+    guard: KeyGuard,
+) -> Result<Meta>
+where
+    F: Future<Output = Result<Meta>>,
+{
+    let mut tally = Tally::new(shared.backends.len(), Vec::new());
+    for (i, commit) in commits.into_iter().enumerate() {
+        if let MaybeDone::Done(r) = commit {
+            tally.record(i, r);
+        }
+    }
+    let mode = PutMode::Overwrite;
+    let report = conclude(shared, key, &mode, size, Vec::new(), tally, None, guard).await?;
+    Ok(report.into_settled_meta().await)
 }
 
 /// Undoes the commits of a failed `Create`: deletes each new object if it is still the

@@ -13,6 +13,7 @@ use store_core::{
 };
 
 use crate::builder::MultiBuilder;
+use crate::commit;
 use crate::composite::{self, Component};
 use crate::fan_out::MultiWriter;
 use crate::mode::ReadPolicy;
@@ -99,10 +100,13 @@ impl Backend for Multi {
     }
 
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        let report = self.fan.put_once(key, data, opts, true).await?;
         // Quorum: the version must name the stragglers' final state to equal what reads
         // report, so the trait-level put waits for them (`MultiWriter::put` does not).
-        Ok(report.into_settled_meta().await)
+        if self.fan.shared.streams {
+            let report = Box::pin(self.fan.put_once(key, data, opts, true)).await?;
+            return Ok(report.into_settled_meta().await);
+        }
+        commit::put_settled(&self.fan.shared, key, data, opts.mode).await
     }
 
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {

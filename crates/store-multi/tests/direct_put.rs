@@ -57,12 +57,23 @@ async fn summary(
                     .collect::<Vec<_>>(),
             )
         }
-        Err(Error::Multi(m)) => {
+        Err(e) => error_summary(e),
+    };
+    format!("{outcome}\n{}", state(faulty, fan, key).await)
+}
+
+fn error_summary(e: Error) -> String {
+    match e {
+        Error::Multi(m) => {
             let errors: Vec<(usize, String)> = m.errors.iter().map(|(i, e)| (*i, e.to_string())).collect();
             format!("multi error {errors:?}")
         }
-        Err(e) => format!("error {:?}: {e}", e.kind()),
-    };
+        e => format!("error {:?}: {e}", e.kind()),
+    }
+}
+
+/// What every backend holds afterwards, and the failure log.
+async fn state(faulty: &[Faulty<MemoryStore>], fan: &MultiWriter, key: &Key) -> String {
     for f in faulty {
         f.release();
     }
@@ -82,7 +93,7 @@ async fn summary(
         .iter()
         .map(|f| (f.backend, format!("{} {} {}", f.op, f.key, f.error)))
         .collect();
-    format!("{outcome}\nheld={held:?}\nlog={logged:?}")
+    format!("held={held:?}\nlog={logged:?}")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -105,14 +116,15 @@ enum Mode {
     UpdateStale,
 }
 
-async fn run(
+/// Three faulty backends in `start`'s state, `failing` ones set to fail at `fault`, and
+/// the put mode to write with.
+async fn prepare(
     mode: WriteMode,
     start: Start,
     put_mode: Mode,
     fault: FaultOp,
     failing: &[usize],
-    direct: bool,
-) -> String {
+) -> (Vec<Faulty<MemoryStore>>, MultiWriter, Key, PutMode) {
     let (faulty, fan) = rig(mode);
     let key = Key::new("k").unwrap();
     let holders: &[usize] = match start {
@@ -137,17 +149,30 @@ async fn run(
     for &i in failing {
         faulty[i].inject(Rule::new(fault, Fault::Fail));
     }
+    (faulty, fan, key, put_mode)
+}
+
+/// `data` written through a writer, in one chunk.
+async fn streamed(fan: &MultiWriter, key: &Key, data: Bytes, put_mode: PutMode) -> Result<WriteReport> {
+    let mut w = fan.writer(key, PutOptions::from(put_mode)).await?;
+    w.write(data).await?;
+    w.close().await
+}
+
+async fn run(
+    mode: WriteMode,
+    start: Start,
+    put_mode: Mode,
+    fault: FaultOp,
+    failing: &[usize],
+    direct: bool,
+) -> String {
+    let (faulty, fan, key, put_mode) = prepare(mode, start, put_mode, fault, failing).await;
     let data = Bytes::from("new");
     let result = if direct {
         fan.put(&key, data, PutOptions::from(put_mode)).await
     } else {
-        match fan.writer(&key, PutOptions::from(put_mode)).await {
-            Ok(mut w) => match w.write(data).await {
-                Ok(()) => w.close().await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        }
+        streamed(&fan, &key, data, put_mode).await
     };
     summary(result, &faulty, &fan, &key).await
 }
@@ -172,6 +197,10 @@ async fn direct_put_is_indistinguishable_from_a_one_chunk_streamed_write() {
                         let streamed = run(mode, start, put_mode, fault, failing, false).await;
                         let direct = run(mode, start, put_mode, fault, failing, true).await;
                         assert_eq!(direct, streamed, "{what}");
+                        // `Multi`'s `Backend::put`, against the same write settled.
+                        let streamed = run_settled(mode, start, put_mode, fault, failing, false).await;
+                        let backend = run_settled(mode, start, put_mode, fault, failing, true).await;
+                        assert_eq!(backend, streamed, "{what}, through Backend::put");
                         compared += 1;
                     }
                 }
@@ -179,6 +208,35 @@ async fn direct_put_is_indistinguishable_from_a_one_chunk_streamed_write() {
         }
     }
     assert_eq!(compared, 3 * 3 * 4 * 2 * 4);
+}
+
+/// A write through `Multi`'s `Backend::put` (which has a lean path of its own for
+/// unconditional puts) as it settles: the metadata, or the error.
+async fn run_settled(
+    mode: WriteMode,
+    start: Start,
+    put_mode: Mode,
+    fault: FaultOp,
+    failing: &[usize],
+    via_backend: bool,
+) -> String {
+    let (faulty, fan, key, put_mode) = prepare(mode, start, put_mode, fault, failing).await;
+    let data = Bytes::from("new");
+    let result = if via_backend {
+        Multi::from(fan.clone())
+            .put(&key, data, PutOptions::from(put_mode))
+            .await
+    } else {
+        match streamed(&fan, &key, data, put_mode).await {
+            Ok(report) => Ok(report.settled().await.meta),
+            Err(e) => Err(e),
+        }
+    };
+    let outcome = match result {
+        Ok(meta) => format!("ok key={} size={} version={}", meta.key, meta.size, meta.version),
+        Err(e) => error_summary(e),
+    };
+    format!("{outcome}\n{}", state(&faulty, &fan, &key).await)
 }
 
 /// The direct path's rollback: a `Create` that fails in `All` mode leaves nothing behind,
