@@ -6,8 +6,9 @@
 //!
 //! `cargo bench -p store-benches --bench replica -- --warm-up-time 1 --measurement-time 3`
 //!
-//! After criterion's figures it prints the two ratios measured interleaved (see
-//! `store_benches::paired_ratio`): those are the figures to compare with the target.
+//! After criterion's figures it prints the ratios measured interleaved (see
+//! `store_benches::paired_ratio`): those are the figures to compare with the target. The
+//! first is a floor: the sync put plus a push onto a locked queue and nothing else.
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,32 @@ async fn replica_sync_only(iters: u64, keys: &[Key]) -> Duration {
     total
 }
 
+/// The floor of any replica that is a `Backend` over an `Arc<dyn Backend>`: the sync put
+/// and a push onto a locked queue, inside one boxed future (as a `Backend` method's is),
+/// with no per-key order, no back-pressure and no error state. [`BATCH`] per store.
+async fn floor(iters: u64, keys: &[Key]) -> Duration {
+    use std::sync::Arc;
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let store: Arc<dyn Backend> = Arc::new(MemoryStore::new());
+        let q = std::sync::Mutex::new(std::collections::VecDeque::<(Key, Bytes)>::with_capacity(1024));
+        let start = Instant::now();
+        for k in &keys[..n] {
+            let f: futures::future::BoxFuture<'_, ()> = Box::pin(async {
+                store
+                    .put(k, data.clone(), PutOptions::default())
+                    .await
+                    .expect("put");
+                q.lock().unwrap().push_back((k.clone(), data.clone()));
+            });
+            f.await;
+        }
+        total += start.elapsed();
+    }
+    total
+}
+
 fn batches(iters: u64) -> impl Iterator<Item = usize> {
     let full = iters / BATCH;
     let rest = iters % BATCH;
@@ -113,6 +140,13 @@ fn put_with_async_copy(c: &mut Criterion) {
             .iter_custom(|iters| replica_with_slow_async(iters, &keys))
     });
     g.finish();
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB bare put + queue push (the floor) ÷ memory_alone",
+        PAIRED_CALLS,
+        |n| memory_alone(n, &keys),
+        |n| floor(n, &keys),
+    );
     paired_ratio(
         &rt,
         "replica/put_1KiB sync_only ÷ memory_alone",

@@ -293,7 +293,6 @@ impl Replica {
 
     /// The uncontended case of [`admit`](Self::admit), with nothing to wait for.
     fn try_admit(&self, op: &'static str, key: &Key) -> Result<Option<Admission<'_>>> {
-        self.check(op)?;
         let stripe = self.stripe_of(key);
         let order = if self.needs_order() {
             match stripe.write.try_lock() {
@@ -303,7 +302,7 @@ impl Replica {
         } else {
             None
         };
-        // `close` may have begun meanwhile (it sets `closed`, then takes every stripe).
+        // Checked with the key's turn held: `close` sets `closed`, then takes every stripe.
         self.check(op)?;
         match self.inner.core.try_reserve() {
             Ok(slots) => Ok(Some(Admission {
@@ -317,6 +316,8 @@ impl Replica {
     }
 
     async fn admit_waiting(&self, op: &'static str, key: &Key) -> Result<Admission<'_>> {
+        // Not waiting for a turn on a replica that is closed or failed already.
+        self.check(op)?;
         let stripe = self.stripe_of(key);
         let order = if self.needs_order() {
             Some(stripe.write.lock().await)
@@ -350,6 +351,15 @@ impl Replica {
     /// stopped) the call fails.
     fn enqueue(&self, op: &'static str, key: &Key, mutation: Mutation, adm: Admission<'_>) -> Result<()> {
         let lanes = &self.inner.core.lanes;
+        if let [lane] = &lanes[..] {
+            // One async store (the common case): the mutation moves straight in.
+            let queued = lane.push(QueuedOp {
+                key: key.clone(),
+                mutation,
+            });
+            adm.slots.commit();
+            return if queued { Ok(()) } else { Err(self.stopped(op)) };
+        }
         let Some((last, others)) = lanes.split_last() else {
             return Ok(());
         };
@@ -433,16 +443,30 @@ impl Replica {
     /// A put to more than one store: in key order, to every sync store, then queued.
     async fn put_replicated(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         let adm = self.admit("put", key).await?;
-        let meta = if self.inner.sync.len() == 1 {
-            self.primary().put(key, data.clone(), opts).await?
-        } else {
-            adm.stripe.forget(key);
-            // Boxed: this future is large and would otherwise be copied on every put.
-            let mut metas = Box::pin(self.put_sync(key, &data, opts.mode)).await?;
-            adm.stripe
-                .remember(key, metas.iter().map(|m| m.version.clone()).collect());
-            metas.swap_remove(0)
-        };
+        if self.inner.sync.len() > 1 {
+            // Boxed: this future is large and would otherwise be part of every put's.
+            return Box::pin(self.put_sync_and_queue(key, data, opts, adm)).await;
+        }
+        let meta = self.primary().put(key, data.clone(), opts).await?;
+        self.enqueue("put", key, Mutation::Put(data), adm)?;
+        tracing::trace!(key = %key, version = %meta.version, "replica put");
+        Ok(meta)
+    }
+
+    /// [`put_replicated`](Self::put_replicated) with more than one sync store: all of them,
+    /// remembering the version each gave, then the queues.
+    async fn put_sync_and_queue(
+        &self,
+        key: &Key,
+        data: Bytes,
+        opts: PutOptions,
+        adm: Admission<'_>,
+    ) -> Result<Meta> {
+        adm.stripe.forget(key);
+        let mut metas = self.put_sync(key, &data, opts.mode).await?;
+        adm.stripe
+            .remember(key, metas.iter().map(|m| m.version.clone()).collect());
+        let meta = metas.swap_remove(0);
         self.enqueue("put", key, Mutation::Put(data), adm)?;
         tracing::trace!(key = %key, version = %meta.version, "replica put");
         Ok(meta)
