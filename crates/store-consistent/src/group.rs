@@ -156,21 +156,29 @@ impl Group {
     /// Reads the manifest and the current object of `name` from it, reloading when the
     /// object was replaced (and deleted) between the two reads.
     pub(crate) async fn read(&self, name: &str, op: &'static str) -> Result<(Snapshot, Reader)> {
-        let (snap, id, body) = self.read_current(name, op).await?;
+        let (snap, id, body) = self.read_current(name, op, false).await?;
         Ok((snap, Reader::new(name, id, body)))
     }
 
     /// [`read`](Self::read) without building a [`Reader`]: the snapshot, the id of `name`'s
     /// content (empty if it has none) and the content.
+    ///
+    /// With `optimistic`, from the manifest this group last wrote or read, if it has one,
+    /// without asking the backend (the snapshot is then marked `cached`): for a read that
+    /// only feeds a conditional write, which fails if the manifest moved on.
     pub(crate) async fn read_current(
         &self,
         name: &str,
         op: &'static str,
+        mut optimistic: bool,
     ) -> Result<(Snapshot, Arc<str>, Body)> {
         self.check_name(op, name)?;
         let mut attempts = self.shared.retry.start();
         loop {
-            let snap = self.load().await?;
+            let snap = match optimistic.then(|| self.cached_snapshot()).flatten() {
+                Some(snap) => snap,
+                None => self.load().await?,
+            };
             let Some(id) = snap.id(name).map(Arc::clone) else {
                 return Ok((snap, Arc::from(""), Body::Bytes(Bytes::new())));
             };
@@ -187,6 +195,8 @@ impl Group {
                 .await
             {
                 Ok(obj) => return Ok((snap, id, obj.body)),
+                // A stale cached manifest: read the current one, at once.
+                Err(e) if e.is_not_found() && snap.cached => optimistic = false,
                 // Replaced meanwhile: its successor is in a newer manifest.
                 Err(e) if e.is_not_found() => attempts.conflicted(op, &self.display(name)).await?,
                 Err(e) => return Err(e),
@@ -204,6 +214,7 @@ impl Group {
                     return Ok(Snapshot {
                         manifest,
                         version: Some(version),
+                        cached: false,
                     });
                 }
                 let data = obj.bytes().await?;
@@ -212,6 +223,7 @@ impl Group {
                 Ok(Snapshot {
                     manifest,
                     version: Some(version),
+                    cached: false,
                 })
             }
             Err(e) if e.is_not_found() => Ok(Snapshot::default()),
@@ -220,6 +232,18 @@ impl Group {
     }
 
     /// The last manifest seen, if it is at `version`.
+    /// The manifest this group last wrote or read, as a `cached` snapshot (none if the
+    /// backend's versions are not stable, or before the first read).
+    fn cached_snapshot(&self) -> Option<Snapshot> {
+        let last = self.shared.last.as_ref()?.lock();
+        let (version, manifest) = last.as_ref()?;
+        Some(Snapshot {
+            manifest: Arc::clone(manifest),
+            version: Some(version.clone()),
+            cached: true,
+        })
+    }
+
     fn last_manifest(&self, version: &Version) -> Option<Arc<Manifest>> {
         match &*self.shared.last.as_ref()?.lock() {
             Some((v, manifest)) if v == version => Some(Arc::clone(manifest)),
@@ -303,6 +327,7 @@ impl Group {
             let Snapshot {
                 manifest: mut shared,
                 version,
+                cached,
             } = snap;
             // The group's copy of this manifest leaves the cache (the new one replaces it
             // after the CAS), so that the manifest is usually edited in place, in its own
@@ -345,6 +370,9 @@ impl Group {
                     }
                     return Ok(());
                 }
+                // Only the cached manifest was stale: check against the current one, at
+                // once (no back-off, no attempt counted).
+                Err(e) if cached && (e.is_conflict() || e.is_already_exists() || e.is_not_found()) => {}
                 Err(e) if e.is_conflict() || e.is_already_exists() || e.is_not_found() => {
                     attempts.conflicted(op, &self.display_names(set)).await?;
                 }

@@ -254,6 +254,10 @@ fn from_hex(text: &str) -> Option<Bytes> {
 pub(crate) struct Snapshot {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) version: Option<Version>,
+    /// Taken from the group's cache without asking the backend: the last manifest this
+    /// group wrote or read, maybe no longer the current one. A write against it is
+    /// optimistic; its conditional put failing means only that the cache was stale.
+    pub(crate) cached: bool,
 }
 
 impl Snapshot {
@@ -335,6 +339,7 @@ mod tests {
         let snap = Snapshot {
             manifest: Arc::new(back),
             version: None,
+            cached: false,
         };
         assert_eq!(snap.inline(&small).unwrap(), &[0, 0x7f, 0xff, b'4'][..]);
         assert_eq!(snap.inline(snap.id("a").unwrap()), None);

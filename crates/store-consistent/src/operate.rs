@@ -19,6 +19,14 @@ impl Group {
     /// from `f` aborts without writing. Conflicts are retried under the group's
     /// [`RetryPolicy`](crate::RetryPolicy).
     ///
+    /// The first attempt starts from the manifest this group handle (or a clone of it) last
+    /// wrote or read, without reading it again: uncontended, an update costs one
+    /// conditional write of the manifest (plus the object, for large contents) and no read.
+    /// If another handle or process switched the manifest meanwhile, that write fails, and
+    /// the next attempt reads the current state at once (no back-off); `f` then runs again
+    /// on the current content, and only its result is written. That first attempt counts
+    /// against the retry policy.
+    ///
     /// # Errors
     /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
     /// errors.
@@ -28,8 +36,12 @@ impl Group {
         R: Into<Bytes>,
     {
         let mut attempts = self.shared.retry.start();
+        // Optimistic at first: from the manifest this group last saw, without reading it
+        // again. The conditional write fails if that manifest is no longer current.
+        let mut optimistic = true;
         loop {
-            let (snap, key, body) = self.read_current(name, "operate").await?;
+            let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
+            let stale_possible = snap.cached;
             let old = body.bytes().await?;
             // Contents kept in the manifest need no caching.
             if !key.is_empty() && !snap.manifest.inline.contains_key(&key) {
@@ -42,6 +54,11 @@ impl Group {
                         self.shared.cache.put(name, &id, &new);
                     }
                     return Ok(new);
+                }
+                // Maybe only the cached manifest was stale: read the current one, at once.
+                Err(e) if e.is_conflict() && stale_possible => {
+                    attempts.counted("operate", &self.display(name))?;
+                    optimistic = false;
                 }
                 Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
                 Err(e) => return Err(e),

@@ -400,3 +400,49 @@ async fn handles_that_do_not_share_a_cache_see_each_others_updates() {
     assert_eq!(content(&a, "other").await, "9");
     assert_eq!(a.list().await.unwrap(), ["n", "other"]);
 }
+
+/// `operate` starts from the manifest its group last saw, without reading it again. When
+/// another handle (another process, in real life) switched it meanwhile, that attempt
+/// fails its conditional write and the next one reads the current state at once: `f` sees
+/// the stale content first, then the current one, and only the second result is written.
+/// The stale attempt counts as one attempt (two are allowed here).
+#[tokio::test]
+async fn a_stale_cached_manifest_costs_one_attempt_and_writes_nothing_stale() {
+    let (store, a) = setup();
+    let a = a.with_retry_policy(RetryPolicy::default().with_max_attempts(2));
+    let b = Group::new(store.clone(), "app/state").unwrap();
+    let add = |old: &[u8]| -> store_core::Result<String> {
+        let n: u64 = std::str::from_utf8(old).unwrap_or("0").parse().unwrap_or(0);
+        Ok((n + 1).to_string())
+    };
+    a.operate("n", add).await.unwrap();
+    b.operate("n", add).await.unwrap();
+    let mut seen = Vec::new();
+    let written = a
+        .operate("n", |old| {
+            seen.push(String::from_utf8_lossy(old).into_owned());
+            add(old)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, ["1", "2"]);
+    assert_eq!(written, "3");
+    assert_eq!(content(&b, "n").await, "3");
+
+    // Contents kept as objects, too large for the content cache: the cached manifest
+    // names an object `b` has replaced and deleted, so the stale attempt ends at the read,
+    // before `f`.
+    let big = |fill: u8| Bytes::from(vec![fill; 128 << 10]);
+    a.operate("big", |_| Ok(big(1))).await.unwrap();
+    b.operate("big", |_| Ok(big(2))).await.unwrap();
+    let mut firsts = Vec::new();
+    a.operate("big", |old| {
+        firsts.push(old.first().copied());
+        Ok(big(3))
+    })
+    .await
+    .unwrap();
+    assert_eq!(firsts, [Some(2)]);
+    assert_eq!(content(&b, "big").await, big(3));
+    assert_eq!(objects(&store).await.len(), 1, "no orphan objects");
+}
