@@ -10,7 +10,7 @@ use store_core::{
 };
 
 use crate::cache::VersionCache;
-use crate::manifest::{Manifest, Snapshot, new_object_id};
+use crate::manifest::{Manifest, Snapshot, new_inline_id, new_object_id};
 use crate::reader::Reader;
 use crate::retry::RetryPolicy;
 use crate::writer::Writer;
@@ -382,6 +382,95 @@ impl Group {
     }
 
     /// The backend key of an object version.
+    /// The read of `operate`'s common case, with nothing read from the backend: if the
+    /// manifest this group last saw holds `name`'s content inline (or nothing for it),
+    /// takes that manifest out of the cache — so that a switch edits it in place — and
+    /// returns it as a `cached` snapshot, with `name`'s id (empty if none) and content.
+    /// `None`, with the cache untouched, otherwise.
+    pub(crate) fn take_cached_inline(&self, name: &str) -> Option<(Snapshot, Arc<str>, Bytes)> {
+        let mut last = self.shared.last.as_ref()?.lock();
+        let (_, manifest) = last.as_ref()?;
+        let (id, content) = match manifest.objects.get(name) {
+            None => (Arc::from(""), Bytes::new()),
+            // Kept as an object: the general path reads it.
+            Some(id) => (Arc::clone(id), manifest.inline.get(id)?.clone()),
+        };
+        let (version, manifest) = last.take()?;
+        let snap = Snapshot {
+            manifest,
+            version: Some(version),
+            cached: true,
+        };
+        Some((snap, id, content))
+    }
+
+    /// Gives back a snapshot [`take_cached_inline`](Self::take_cached_inline) took and no
+    /// write used, unless a newer manifest was cached meanwhile.
+    pub(crate) fn restore_snapshot(&self, snap: Snapshot) {
+        if let (Some(last), Some(version)) = (&self.shared.last, snap.version) {
+            let mut last = last.lock();
+            if last.is_none() {
+                *last = Some((version, snap.manifest));
+            }
+        }
+    }
+
+    /// The write of `operate`'s common case: `name`, which had id `key` (empty: none) in
+    /// `snap`, a snapshot taken by [`take_cached_inline`](Self::take_cached_inline), gets
+    /// the inline content `data`. The manifest is edited in place and written back with one
+    /// conditional put; `Conflict` if it is no longer the current one. Returns the new id.
+    pub(crate) async fn switch_inline(
+        &self,
+        name: &str,
+        key: &str,
+        data: Bytes,
+        snap: Snapshot,
+    ) -> Result<Arc<str>> {
+        let Snapshot {
+            mut manifest,
+            version,
+            ..
+        } = snap;
+        let id = new_inline_id();
+        // In place: the cache held the only reference, unless a reader still has it.
+        let next = Arc::make_mut(&mut manifest);
+        next.serial += 1;
+        match next.objects.get_mut(name) {
+            Some(slot) => *slot = Arc::clone(&id),
+            None => {
+                next.objects.insert(Arc::from(name), Arc::clone(&id));
+            }
+        }
+        // The old content, if it was an object, is deleted once the switch is done.
+        let old_object = !key.is_empty() && next.inline.remove(key).is_none();
+        next.inline.insert(Arc::clone(&id), data);
+        let mode = match version {
+            Some(v) => PutMode::Update(v),
+            None => PutMode::Create,
+        };
+        let put = self
+            .shared
+            .backend
+            .put(&self.shared.manifest_key, next.encode(), mode.into());
+        match put.await {
+            Ok(meta) => {
+                self.remember_manifest(meta.version, manifest);
+                if old_object {
+                    self.discard(key).await;
+                }
+                Ok(id)
+            }
+            // The manifest moved on (or went away) since this group saw it.
+            Err(e) if e.is_conflict() || e.is_not_found() || e.is_already_exists() => Err(Error::Conflict {
+                op: "operate",
+                key: self.display(name),
+                expected: (!key.is_empty()).then(|| Version::parse(key)),
+                actual: None,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) fn object_key(&self, id: &str) -> Result<Key> {
         Key::new(format!("{}{id}", self.shared.objects_prefix))
     }

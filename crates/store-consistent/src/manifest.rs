@@ -280,10 +280,22 @@ pub(crate) fn new_object_id() -> Arc<str> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    id_from(nanos, fastrand::u64(..))
+}
+
+/// A fresh, unique id for a content kept inline: the shape of an object id, all 128 bits
+/// random. Only objects need their creation time (for `gc`, which never sees inline
+/// contents), and an inline content never becomes an object under the same id.
+pub(crate) fn new_inline_id() -> Arc<str> {
+    id_from(fastrand::u64(..), fastrand::u64(..))
+}
+
+/// `<high, 16 hex>-<low, 16 hex>`.
+fn id_from(high: u64, low: u64) -> Arc<str> {
     let mut text = Vec::with_capacity(33);
-    push_hex(&mut text, &nanos.to_be_bytes());
+    push_hex(&mut text, &high.to_be_bytes());
     text.push(b'-');
-    push_hex(&mut text, &fastrand::u64(..).to_be_bytes());
+    push_hex(&mut text, &low.to_be_bytes());
     // Only ASCII was written.
     Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use store_core::{Error, Result};
 
 use crate::group::Group;
+use crate::manifest::fits_inline;
 use crate::writer::Writer;
 
 impl Group {
@@ -39,22 +40,45 @@ impl Group {
         // Optimistic at first: from the manifest this group last saw, without reading it
         // again. The conditional write fails if that manifest is no longer current.
         let mut optimistic = true;
+        self.check_name("operate", name)?;
         loop {
-            let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
-            let stale_possible = snap.cached;
-            let old = body.bytes().await?;
-            // Contents kept in the manifest need no caching.
-            if !key.is_empty() && !snap.manifest.inline.contains_key(&key) {
-                self.shared.cache.put(name, &key, &old);
-            }
-            let new: Bytes = f(&old)?.into();
-            match self.write_whole(name, &key, new.clone(), Some(snap)).await {
-                Ok((id, inline)) => {
-                    if !inline {
-                        self.shared.cache.put(name, &id, &new);
+            let (snap, key, old) = match optimistic.then(|| self.take_cached_inline(name)).flatten() {
+                Some(read) => read,
+                None => {
+                    let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
+                    let old = body.bytes().await?;
+                    // Contents kept in the manifest need no caching.
+                    if !key.is_empty() && !snap.manifest.inline.contains_key(&key) {
+                        self.shared.cache.put(name, &key, &old);
                     }
-                    return Ok(new);
+                    (snap, key, old)
                 }
+            };
+            let stale_possible = snap.cached;
+            let new: Bytes = match f(&old) {
+                Ok(new) => new.into(),
+                Err(e) => {
+                    self.restore_snapshot(snap);
+                    return Err(e);
+                }
+            };
+            drop(old);
+            let written = if stale_possible && fits_inline(snap.manifest.inline_bytes(), new.len()) {
+                // The common case: one conditional put of the manifest, edited in place.
+                self.switch_inline(name, &key, new.clone(), snap)
+                    .await
+                    .map(|_| ())
+            } else {
+                self.write_whole(name, &key, new.clone(), Some(snap))
+                    .await
+                    .map(|(id, inline)| {
+                        if !inline {
+                            self.shared.cache.put(name, &id, &new);
+                        }
+                    })
+            };
+            match written {
+                Ok(()) => return Ok(new),
                 // Maybe only the cached manifest was stale: read the current one, at once.
                 Err(e) if e.is_conflict() && stale_possible => {
                     attempts.counted("operate", &self.display(name))?;

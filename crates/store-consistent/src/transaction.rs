@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use store_core::{Error, GetOptions, Result, Version};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, fits_inline, new_object_id};
+use crate::manifest::{Snapshot, fits_inline, new_inline_id};
 
 /// Reads and writes of several names of a [`Group`], applied atomically by
 /// [`Transaction::commit`], from [`Group::begin`] (or inside [`Group::transaction`]).
@@ -129,7 +129,7 @@ impl Transaction {
                 None => set.push((name, None)),
                 Some(data) if fits_inline(inline_bytes, data.len()) => {
                     inline_bytes += data.len();
-                    let id = new_object_id();
+                    let id = new_inline_id();
                     inline.push((id.clone(), data));
                     set.push((name, Some(id)));
                 }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use store_core::{ObjectWriter, PutOptions, Result};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, fits_inline, new_object_id};
+use crate::manifest::{Snapshot, fits_inline, new_inline_id, new_object_id};
 
 /// A pending update of one name of a [`Group`], from
 /// [`Group::writer`](crate::Group::writer).
@@ -109,7 +109,7 @@ impl Group {
         let inline_bytes = hint.as_ref().map_or(0, |s| s.manifest.inline_bytes());
         if fits_inline(inline_bytes, data.len()) {
             // Kept in the manifest: no object to store first, none to delete on failure.
-            let id = new_object_id();
+            let id = new_inline_id();
             return self
                 .switch("operate", &expect, &[(name, Some(&id))], &[(&id, data)], hint)
                 .await

@@ -446,3 +446,41 @@ async fn a_stale_cached_manifest_costs_one_attempt_and_writes_nothing_stale() {
     assert_eq!(content(&b, "big").await, big(3));
     assert_eq!(objects(&store).await.len(), 1, "no orphan objects");
 }
+
+/// A content that moves between the manifest and an object of its own, through `operate`
+/// on a group that has the manifest cached: `f` runs once per update, the content reads
+/// back, and no object is left behind when it moves back inline.
+#[tokio::test]
+async fn contents_move_between_inline_and_object_without_orphans() {
+    let (store, g) = setup();
+    g.operate("x", |_| Ok("small")).await.unwrap();
+    assert!(objects(&store).await.is_empty());
+    for round in 0..3u8 {
+        let mut calls = 0;
+        let large = Bytes::from(vec![round; 4096]);
+        g.operate("x", |_| {
+            calls += 1;
+            Ok(large.clone())
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 1, "round {round}: grow");
+        assert_eq!(content(&g, "x").await, large);
+        assert_eq!(objects(&store).await.len(), 1, "round {round}: one object");
+
+        let mut calls = 0;
+        g.operate("x", |old| {
+            calls += 1;
+            assert_eq!(old, &large[..]);
+            Ok(format!("small {round}"))
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 1, "round {round}: shrink");
+        assert_eq!(content(&g, "x").await, format!("small {round}"));
+        assert!(
+            objects(&store).await.is_empty(),
+            "round {round}: the object is gone"
+        );
+    }
+}
