@@ -45,7 +45,7 @@ impl Group {
         // The manifest first: a version switched in after this read is younger than the
         // listing below, hence protected by the grace period.
         let snap = self.load().await?;
-        let live: BTreeSet<&str> = snap.manifest.objects.values().map(|id| &**id).collect();
+        let live: BTreeSet<&str> = snap.manifest.objects.values().map(|e| &*e.id).collect();
         let now = SystemTime::now();
         let mut report = GcReport::default();
         for meta in self.stored_objects().await? {

@@ -10,7 +10,7 @@ use store_core::{
 };
 
 use crate::cache::VersionCache;
-use crate::manifest::{Manifest, Snapshot, new_inline_id, new_object_id};
+use crate::manifest::{Entry, Manifest, Snapshot, new_inline_id, new_object_id};
 use crate::reader::Reader;
 use crate::retry::RetryPolicy;
 use crate::writer::Writer;
@@ -182,7 +182,7 @@ impl Group {
             let Some(id) = snap.id(name).map(Arc::clone) else {
                 return Ok((snap, Arc::from(""), Body::Bytes(Bytes::new())));
             };
-            if let Some(content) = snap.inline(&id) {
+            if let Some(content) = snap.inline(name) {
                 return Ok((snap, id, Body::Bytes(content)));
             }
             if let Some(content) = self.shared.cache.get(name, &id) {
@@ -339,22 +339,24 @@ impl Group {
             for &(name, id) in set {
                 let old = match id {
                     Some(id) => {
-                        if let Some((_, data)) = inline.iter().find(|(new, _)| *new == id) {
-                            next.inline.insert(Arc::clone(id), data.clone());
+                        let entry = Entry {
+                            id: Arc::clone(id),
+                            inline: inline
+                                .iter()
+                                .find(|(new, _)| *new == id)
+                                .map(|(_, data)| data.clone()),
+                        };
+                        // In place where the name has an entry: its string stays shared
+                        // with the old manifest.
+                        match next.objects.get_mut(name) {
+                            Some(slot) => Some(std::mem::replace(slot, entry)),
+                            None => next.objects.insert(Arc::from(name), entry),
                         }
-                        // The name's string is shared with the old manifest when it has one.
-                        let name = next
-                            .objects
-                            .get_key_value(name)
-                            .map_or_else(|| Arc::from(name), |(known, _)| Arc::clone(known));
-                        next.objects.insert(name, Arc::clone(id))
                     }
                     None => next.objects.remove(name),
                 };
-                if let Some(old) = old
-                    && next.inline.remove(&old).is_none()
-                {
-                    replaced.push(old);
+                if let Some(Entry { id, inline: None }) = old {
+                    replaced.push(id);
                 }
             }
             let mode = match version {
@@ -392,8 +394,8 @@ impl Group {
         let (_, manifest) = last.as_ref()?;
         let (id, content) = match manifest.objects.get(name) {
             None => (Arc::from(""), Bytes::new()),
-            // Kept as an object: the general path reads it.
-            Some(id) => (Arc::clone(id), manifest.inline.get(id)?.clone()),
+            // Kept as an object (no `inline`): the general path reads it.
+            Some(entry) => (Arc::clone(&entry.id), entry.inline.clone()?),
         };
         let (version, manifest) = last.take()?;
         let snap = Snapshot {
@@ -435,15 +437,16 @@ impl Group {
         // In place: the cache held the only reference, unless a reader still has it.
         let next = Arc::make_mut(&mut manifest);
         next.serial += 1;
-        match next.objects.get_mut(name) {
-            Some(slot) => *slot = Arc::clone(&id),
-            None => {
-                next.objects.insert(Arc::from(name), Arc::clone(&id));
-            }
-        }
+        let entry = Entry {
+            id: Arc::clone(&id),
+            inline: Some(data),
+        };
+        let old = match next.objects.get_mut(name) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => next.objects.insert(Arc::from(name), entry),
+        };
         // The old content, if it was an object, is deleted once the switch is done.
-        let old_object = !key.is_empty() && next.inline.remove(key).is_none();
-        next.inline.insert(Arc::clone(&id), data);
+        let old_object = old.is_some_and(|old| old.inline.is_none());
         let mode = match version {
             Some(v) => PutMode::Update(v),
             None => PutMode::Create,

@@ -38,10 +38,16 @@ const INLINE_BUDGET: usize = 16 * 1024;
 pub(crate) struct Manifest {
     /// Number of switches so far.
     pub(crate) serial: u64,
-    /// Name → id of its content.
-    pub(crate) objects: BTreeMap<Arc<str>, Arc<str>>,
-    /// Id → content of the contents kept in the manifest; every other id is an object.
-    pub(crate) inline: BTreeMap<Arc<str>, Bytes>,
+    /// Name → its current content.
+    pub(crate) objects: BTreeMap<Arc<str>, Entry>,
+}
+
+/// A name's current content: its id, and the content itself when the manifest keeps it
+/// (else it is the object with that id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) id: Arc<str>,
+    pub(crate) inline: Option<Bytes>,
 }
 
 /// The stored form, as serde reads it.
@@ -74,66 +80,76 @@ impl Manifest {
                 "name {name:?} points at a malformed object id {id:?}"
             )));
         }
-        let objects: BTreeMap<Arc<str>, Arc<str>> = m
+        let mut contents: BTreeMap<String, Bytes> = BTreeMap::new();
+        for (id, hex) in m.inline {
+            let Some(content) = from_hex(&hex) else {
+                return Err(corrupt(format!(
+                    "inline content of {id:?} is not hex ({} chars)",
+                    hex.len()
+                )));
+            };
+            contents.insert(id, content);
+        }
+        let objects: BTreeMap<Arc<str>, Entry> = m
             .objects
             .into_iter()
-            .map(|(name, id)| (Arc::from(name), Arc::from(id)))
+            .map(|(name, id)| {
+                let inline = contents.get(&id).cloned();
+                (
+                    Arc::from(name),
+                    Entry {
+                        id: Arc::from(id),
+                        inline,
+                    },
+                )
+            })
             .collect();
-        let mut inline = BTreeMap::new();
-        if !m.inline.is_empty() {
-            // Id → the name's id string, so that an inline content shares it.
-            let referenced: BTreeMap<&str, &Arc<str>> = objects.values().map(|id| (&**id, id)).collect();
-            for (id, hex) in m.inline {
-                let Some(&shared) = referenced.get(id.as_str()) else {
-                    return Err(corrupt(format!("inline content {id:?} belongs to no name")));
-                };
-                let Some(content) = from_hex(&hex) else {
-                    return Err(corrupt(format!(
-                        "inline content of {id:?} is not hex ({} chars)",
-                        hex.len()
-                    )));
-                };
-                inline.insert(Arc::clone(shared), content);
-            }
+        let referenced: std::collections::BTreeSet<&str> = objects.values().map(|e| &*e.id).collect();
+        if let Some(id) = contents.keys().find(|id| !referenced.contains(id.as_str())) {
+            return Err(corrupt(format!("inline content {id:?} belongs to no name")));
         }
         Ok(Manifest {
             serial: m.serial,
             objects,
-            inline,
         })
     }
 
     /// The stored form: compact JSON, written directly (no intermediate values).
     pub(crate) fn encode(&self) -> Bytes {
-        let format = if self.inline.is_empty() {
-            FORMAT
-        } else {
-            FORMAT_INLINE
-        };
-        let names: usize = self.objects.iter().map(|(n, id)| n.len() + id.len() + 6).sum();
-        let inline: usize = self.inline.iter().map(|(id, c)| id.len() + 2 * c.len() + 6).sum();
+        let mut names = 0;
+        let mut inline = 0;
+        for (name, entry) in &self.objects {
+            names += name.len() + entry.id.len() + 6;
+            if let Some(content) = &entry.inline {
+                inline += entry.id.len() + 2 * content.len() + 6;
+            }
+        }
+        let format = if inline == 0 { FORMAT } else { FORMAT_INLINE };
         let mut out = Vec::with_capacity(64 + names + inline);
         out.extend_from_slice(b"{\"format\":");
         push_decimal(&mut out, u64::from(format));
         out.extend_from_slice(b",\"serial\":");
         push_decimal(&mut out, self.serial);
         out.extend_from_slice(b",\"objects\":{");
-        for (i, (name, id)) in self.objects.iter().enumerate() {
+        for (i, (name, entry)) in self.objects.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             push_json_string(&mut out, name);
             out.push(b':');
-            push_id(&mut out, id);
+            push_id(&mut out, &entry.id);
         }
         out.push(b'}');
-        if !self.inline.is_empty() {
+        if inline > 0 {
             out.extend_from_slice(b",\"inline\":{");
-            for (i, (id, content)) in self.inline.iter().enumerate() {
-                if i > 0 {
+            let mut first = true;
+            for entry in self.objects.values() {
+                let Some(content) = &entry.inline else { continue };
+                if !first {
                     out.push(b',');
                 }
-                push_id(&mut out, id);
+                first = false;
+                push_id(&mut out, &entry.id);
                 out.extend_from_slice(b":\"");
                 push_hex(&mut out, content);
                 out.push(b'"');
@@ -146,7 +162,11 @@ impl Manifest {
 
     /// Bytes of content kept inline.
     pub(crate) fn inline_bytes(&self) -> usize {
-        self.inline.values().map(Bytes::len).sum()
+        self.objects
+            .values()
+            .filter_map(|e| e.inline.as_ref())
+            .map(Bytes::len)
+            .sum()
     }
 }
 
@@ -263,12 +283,13 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The id currently recorded for `name`.
     pub(crate) fn id(&self, name: &str) -> Option<&Arc<str>> {
-        self.manifest.objects.get(name)
+        self.manifest.objects.get(name).map(|e| &e.id)
     }
 
-    /// The content of `id` if the manifest holds it inline (else it is an object).
-    pub(crate) fn inline(&self, id: &str) -> Option<Bytes> {
-        self.manifest.inline.get(id).cloned()
+    /// The content of `name` if the manifest holds it inline (else it is an object, or
+    /// `name` has none).
+    pub(crate) fn inline(&self, name: &str) -> Option<Bytes> {
+        self.manifest.objects.get(name)?.inline.clone()
     }
 }
 
@@ -330,17 +351,27 @@ mod tests {
             serial: 3,
             ..Manifest::default()
         };
-        m.objects.insert("a".into(), new_object_id());
+        m.objects.insert(
+            "a".into(),
+            Entry {
+                id: new_object_id(),
+                inline: None,
+            },
+        );
         let plain = m.encode();
         assert!(
             plain.starts_with(br#"{"format":1,"#),
             "no inline contents: format 1"
         );
         assert_eq!(Manifest::decode(&key, &plain).unwrap(), m);
-        let small = new_object_id();
-        m.objects.insert("b".into(), small.clone());
-        m.inline
-            .insert(small.clone(), Bytes::from_static(&[0, 0x7f, 0xff, b'4']));
+        let small = new_inline_id();
+        m.objects.insert(
+            "b".into(),
+            Entry {
+                id: small.clone(),
+                inline: Some(Bytes::from_static(&[0, 0x7f, 0xff, b'4'])),
+            },
+        );
         let with_inline = m.encode();
         assert!(
             with_inline.starts_with(br#"{"format":2,"#),
@@ -353,8 +384,10 @@ mod tests {
             version: None,
             cached: false,
         };
-        assert_eq!(snap.inline(&small).unwrap(), &[0, 0x7f, 0xff, b'4'][..]);
-        assert_eq!(snap.inline(snap.id("a").unwrap()), None);
+        assert_eq!(snap.inline("b").unwrap(), &[0, 0x7f, 0xff, b'4'][..]);
+        assert_eq!(snap.id("b"), Some(&small));
+        assert_eq!(snap.inline("a"), None);
+        assert_eq!(snap.inline("c"), None);
         assert_eq!(snap.manifest.inline_bytes(), 4);
         let orphan = format!(r#"{{"format":2,"serial":1,"objects":{{}},"inline":{{"{small}":"00"}}}}"#);
         let odd =
@@ -397,11 +430,8 @@ mod tests {
             let key = Key::new("g/.manifest").unwrap();
             let mut m = Manifest { serial, ..Manifest::default() };
             for (name, inline) in entries {
-                let id = new_object_id();
-                if let Some(content) = inline {
-                    m.inline.insert(id.clone(), Bytes::from(content));
-                }
-                m.objects.insert(name.into(), id);
+                let entry = Entry { id: new_object_id(), inline: inline.map(Bytes::from) };
+                m.objects.insert(name.into(), entry);
             }
             let encoded = m.encode();
             let generic: serde_json::Value = serde_json::from_slice(&encoded).unwrap();

@@ -48,7 +48,12 @@ impl Group {
                     let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
                     let old = body.bytes().await?;
                     // Contents kept in the manifest need no caching.
-                    if !key.is_empty() && !snap.manifest.inline.contains_key(&key) {
+                    if snap
+                        .manifest
+                        .objects
+                        .get(name)
+                        .is_some_and(|e| e.inline.is_none())
+                    {
                         self.shared.cache.put(name, &key, &old);
                     }
                     (snap, key, old)

@@ -44,7 +44,7 @@ impl Transaction {
         let id = self.snapshot.id(name).map(Arc::clone);
         self.touched.insert(name.to_owned(), id.clone());
         let Some(id) = id else { return Ok(None) };
-        if let Some(content) = self.snapshot.inline(&id) {
+        if let Some(content) = self.snapshot.inline(name) {
             return Ok(Some(content));
         }
         let backend = &self.group.shared.backend;
