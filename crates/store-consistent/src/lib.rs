@@ -135,9 +135,13 @@
 //!
 //! Because object versions never change and their ids are never reused, a group handle
 //! remembers the last version of each name it read or wrote (up to 64 KiB) and skips
-//! reading it again while the manifest still names it: an uncontended `operate` on a large
-//! content costs one manifest read, one object write, one manifest compare-and-swap and
-//! one delete; on a small one, the manifest read and compare-and-swap only.
+//! reading it again while the manifest still names it. It also remembers the last
+//! manifest it read or wrote, and `operate` starts from it without reading it again (a
+//! stale one only makes the manifest's compare-and-swap fail, and the next attempt reads).
+//! So an uncontended `operate` on a large content costs one object write, one manifest
+//! compare-and-swap and one delete; on a small one (kept in the manifest), the
+//! compare-and-swap only — about 3.7× one raw compare-and-swap on a `MemoryStore` (`cargo
+//! bench -p store-benches --bench consistent`).
 //!
 //! Since every update of a group switches the one manifest, updates of different names of a
 //! group contend with each other (as in the seed): keep unrelated data in different groups.

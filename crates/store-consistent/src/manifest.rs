@@ -26,8 +26,8 @@ const FORMAT: u32 = 1;
 const FORMAT_INLINE: u32 = 2;
 
 /// Contents up to this size are kept in the manifest instead of an object of their own, so
-/// an update of a small content costs two store operations (read and compare-and-swap of
-/// the manifest) instead of four.
+/// an update of a small content costs one store operation (the manifest's compare-and-swap;
+/// plus its read when the group's cached copy is stale) instead of three or four.
 const INLINE_MAX: usize = 256;
 /// Inline contents of one manifest stop growing past this total (bytes of content), so the
 /// manifest that every update rewrites stays small; beyond it, contents get objects.
