@@ -231,7 +231,6 @@ impl Group {
         }
     }
 
-    /// The last manifest seen, if it is at `version`.
     /// The manifest this group last wrote or read, as a `cached` snapshot (none if the
     /// backend's versions are not stable, or before the first read).
     fn cached_snapshot(&self) -> Option<Snapshot> {
@@ -244,6 +243,7 @@ impl Group {
         })
     }
 
+    /// The last manifest seen, if it is at `version`.
     fn last_manifest(&self, version: &Version) -> Option<Arc<Manifest>> {
         match &*self.shared.last.as_ref()?.lock() {
             Some((v, manifest)) if v == version => Some(Arc::clone(manifest)),
@@ -383,7 +383,6 @@ impl Group {
         }
     }
 
-    /// The backend key of an object version.
     /// The read of `operate`'s common case, with nothing read from the backend: if the
     /// manifest this group last saw holds `name`'s content inline (or nothing for it),
     /// takes that manifest out of the cache — so that a switch edits it in place — and
@@ -404,17 +403,6 @@ impl Group {
             cached: true,
         };
         Some((snap, id, content))
-    }
-
-    /// Gives back a snapshot [`take_cached_inline`](Self::take_cached_inline) took and no
-    /// write used, unless a newer manifest was cached meanwhile.
-    pub(crate) fn restore_snapshot(&self, snap: Snapshot) {
-        if let (Some(last), Some(version)) = (&self.shared.last, snap.version) {
-            let mut last = last.lock();
-            if last.is_none() {
-                *last = Some((version, snap.manifest));
-            }
-        }
     }
 
     /// The write of `operate`'s common case: `name`, which had id `key` (empty: none) in
@@ -474,6 +462,7 @@ impl Group {
         }
     }
 
+    /// The backend key of an object version.
     pub(crate) fn object_key(&self, id: &str) -> Result<Key> {
         Key::new(format!("{}{id}", self.shared.objects_prefix))
     }

@@ -110,13 +110,14 @@
 //!   this object (`PutMode::Update(version)`, or `Create` for the first).
 //! - `g/.objects/<id>`: one object per *version* of a larger content (over 256 bytes, or
 //!   once the manifest holds 16 KiB of small ones), written once with `PutMode::Create`
-//!   and never changed. Ids are `<creation time in ns, hex>-<64 random bits, hex>`, unique
-//!   without coordination, for small and large contents alike; a name's id is its reader
-//!   key.
+//!   and never changed. Its id is `<creation time in ns, hex>-<64 random bits, hex>`, unique
+//!   without coordination (the time lets [`Group::gc`] spare young objects). A small
+//!   content's id has the same shape, all 128 bits random. A name's id is its reader key.
 //! - `g/.locks/<hex of the mutex name>`: each mutex's lease, as JSON.
 //!
 //! A small content is written by the manifest switch itself: an update of a counter or a
-//! small JSON document costs one manifest read and one compare-and-swap. The handles of a
+//! small JSON document costs one compare-and-swap of the manifest (see below for when it
+//! also costs a read). The handles of a
 //! group (clones of one [`Group`]) keep the last manifest they read or wrote, decoded; a
 //! read that finds the manifest still at that version uses it instead of decoding it again.
 //! That cannot be stale on a backend whose versions each name one content

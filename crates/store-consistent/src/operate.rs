@@ -21,12 +21,14 @@ impl Group {
     /// [`RetryPolicy`](crate::RetryPolicy).
     ///
     /// The first attempt starts from the manifest this group handle (or a clone of it) last
-    /// wrote or read, without reading it again: uncontended, an update costs one
-    /// conditional write of the manifest (plus the object, for large contents) and no read.
-    /// If another handle or process switched the manifest meanwhile, that write fails, and
-    /// the next attempt reads the current state at once (no back-off); `f` then runs again
-    /// on the current content, and only its result is written. That first attempt counts
-    /// against the retry policy.
+    /// wrote or read, without reading it again: uncontended, a small content (kept in the
+    /// manifest) costs one conditional write of the manifest and no read. If another handle
+    /// or process switched the manifest meanwhile, that write fails, and `operate` reads
+    /// the current state at once (no back-off) and runs `f` again on it; only that result
+    /// is written. Likewise an error from `f` on the cached content is not returned: `f`
+    /// runs again on the current content, and its answer there counts. That optimistic
+    /// first try is not one of the policy's attempts (it never saw the current state), so
+    /// even `max_attempts(1)` gets one attempt on the current state.
     ///
     /// # Errors
     /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
@@ -62,10 +64,13 @@ impl Group {
             let stale_possible = snap.cached;
             let new: Bytes = match f(&old) {
                 Ok(new) => new.into(),
-                Err(e) => {
-                    self.restore_snapshot(snap);
-                    return Err(e);
+                // `f` refused a content that may be stale: it decides again on the current
+                // one (a read), and only that decision is returned.
+                Err(_) if stale_possible => {
+                    optimistic = false;
+                    continue;
                 }
+                Err(e) => return Err(e),
             };
             drop(old);
             let written = if stale_possible && fits_inline(snap.manifest.inline_bytes(), new.len()) {
@@ -84,11 +89,9 @@ impl Group {
             };
             match written {
                 Ok(()) => return Ok(new),
-                // Maybe only the cached manifest was stale: read the current one, at once.
-                Err(e) if e.is_conflict() && stale_possible => {
-                    attempts.counted("operate", &self.display(name))?;
-                    optimistic = false;
-                }
+                // Maybe only the cached manifest was stale: read the current one, at once
+                // (not an attempt: it never saw the current state).
+                Err(e) if e.is_conflict() && stale_possible => optimistic = false,
                 Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
                 Err(e) => return Err(e),
             }

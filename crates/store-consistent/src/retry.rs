@@ -85,22 +85,6 @@ impl Attempts {
     /// Records a conflict: sleeps a jittered backoff, or fails with [`Error::Contention`]
     /// naming `op` and `key` when the attempts are used up.
     pub(crate) async fn conflicted(&mut self, op: &'static str, key: &str) -> Result<()> {
-        self.counted(op, key)?;
-        let cap = self.policy.cap(self.conflicts);
-        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        let pause = Duration::from_nanos(fastrand::u64(0..=nanos));
-        if pause.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(pause).await;
-        }
-        Ok(())
-    }
-
-    /// Records a conflict without pausing (the attempt read a cached state, so the next
-    /// one, which reads the current state, should not wait), or fails with
-    /// [`Error::Contention`] when the attempts are used up.
-    pub(crate) fn counted(&mut self, op: &'static str, key: &str) -> Result<()> {
         self.conflicts += 1;
         if self.conflicts >= self.policy.max_attempts.max(1) {
             return Err(Error::Contention {
@@ -108,6 +92,14 @@ impl Attempts {
                 key: key.to_owned(),
                 attempts: self.conflicts,
             });
+        }
+        let cap = self.policy.cap(self.conflicts);
+        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        let pause = Duration::from_nanos(fastrand::u64(0..=nanos));
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(pause).await;
         }
         Ok(())
     }

@@ -45,6 +45,30 @@ async fn a_failed_manifest_switch_changes_nothing_and_leaves_no_orphan() {
     assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), big("3"));
 }
 
+/// The same for a small content, which `operate` writes from the group's cached manifest
+/// with one conditional put: its failure is reported as such, changes nothing, and the
+/// next update (which must read the manifest again) works.
+#[tokio::test]
+async fn a_failed_switch_of_a_small_content_changes_nothing() {
+    let (_, faulty, g) = setup();
+    g.operate("s", |_| Ok("1")).await.unwrap();
+    faulty.inject(
+        Rule::new(FaultOp::Put, Fault::Fail)
+            .for_key(&Key::new("g/.manifest").unwrap())
+            .times(1),
+    );
+    let err = g.operate("s", |_| Ok("2")).await.unwrap_err();
+    assert!(!err.is_conflict(), "a backend failure is reported as such: {err}");
+    assert_eq!(g.reader("s").await.unwrap().bytes().await.unwrap(), "1");
+    g.operate("s", |old| {
+        assert_eq!(old, b"1");
+        Ok("3")
+    })
+    .await
+    .unwrap();
+    assert_eq!(g.reader("s").await.unwrap().bytes().await.unwrap(), "3");
+}
+
 #[tokio::test]
 async fn a_replaced_version_that_cannot_be_deleted_is_left_to_gc() {
     let (store, faulty, g) = setup();

@@ -487,6 +487,7 @@ const INLINE_BACKENDS: usize = 4;
 /// version from their answers, with no report, tally or outcome list. Anything else, and
 /// any failure, goes through [`put_whole`]'s verdict unchanged.
 pub(crate) async fn put_settled(shared: &Arc<Shared>, key: &Key, data: Bytes, mode: PutMode) -> Result<Meta> {
+    debug_assert!(!shared.streams, "streaming backends take the writer path");
     let size = data.len() as u64;
     if mode != PutMode::Overwrite || parallel_runtime(size).is_some() {
         // Boxed: the general path's state stays out of the common one's.
