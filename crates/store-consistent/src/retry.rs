@@ -85,14 +85,7 @@ impl Attempts {
     /// Records a conflict: sleeps a jittered backoff, or fails with [`Error::Contention`]
     /// naming `op` and `key` when the attempts are used up.
     pub(crate) async fn conflicted(&mut self, op: &'static str, key: &str) -> Result<()> {
-        self.conflicts += 1;
-        if self.conflicts >= self.policy.max_attempts.max(1) {
-            return Err(Error::Contention {
-                op,
-                key: key.to_owned(),
-                attempts: self.conflicts,
-            });
-        }
+        self.count(op, key)?;
         let cap = self.policy.cap(self.conflicts);
         let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
         let pause = Duration::from_nanos(fastrand::u64(0..=nanos));
@@ -100,6 +93,21 @@ impl Attempts {
             tokio::task::yield_now().await;
         } else {
             tokio::time::sleep(pause).await;
+        }
+        Ok(())
+    }
+
+    /// Counts a conflict, or fails with [`Error::Contention`] when the attempts are used
+    /// up. Apart from the pause: that keeps `conflicted`, whose state every optimistic
+    /// loop's future carries, small (measurably faster `operate`).
+    fn count(&mut self, op: &'static str, key: &str) -> Result<()> {
+        self.conflicts += 1;
+        if self.conflicts >= self.policy.max_attempts.max(1) {
+            return Err(Error::Contention {
+                op,
+                key: key.to_owned(),
+                attempts: self.conflicts,
+            });
         }
         Ok(())
     }
