@@ -171,18 +171,7 @@ impl Manifest {
 }
 
 fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// An object id as a JSON string: ids are hex digits and one `-` (checked on decode, and
@@ -311,12 +300,15 @@ pub(crate) fn new_inline_id() -> Arc<str> {
     id_from(fastrand::u64(..), fastrand::u64(..))
 }
 
-/// `<high, 16 hex>-<low, 16 hex>`.
+/// `<high, 16 hex>-<low, 16 hex>`, formatted on the stack (the id's own allocation is
+/// the only one).
 fn id_from(high: u64, low: u64) -> Arc<str> {
-    let mut text = Vec::with_capacity(33);
-    push_hex(&mut text, &high.to_be_bytes());
-    text.push(b'-');
-    push_hex(&mut text, &low.to_be_bytes());
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [b'-'; 33];
+    for (i, shift) in (0..16).map(|i| (i, 60 - 4 * i)) {
+        text[i] = DIGITS[((high >> shift) & 0xf) as usize];
+        text[17 + i] = DIGITS[((low >> shift) & 0xf) as usize];
+    }
     // Only ASCII was written.
     Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }
@@ -451,5 +443,11 @@ mod tests {
             .unwrap();
         assert!(age < Duration::from_secs(3600));
         assert_eq!(object_created("readme.txt"), None);
+        assert_eq!(
+            &*id_from(0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210),
+            "0123456789abcdef-fedcba9876543210"
+        );
+        let inline = new_inline_id();
+        assert!(is_object_id(&inline) && inline != new_inline_id());
     }
 }
