@@ -540,3 +540,39 @@ async fn resync_copies_differences_and_removes_extras() {
     let again = resync(&good, &stale).await.unwrap();
     assert_eq!((again.copied, again.deleted, again.unchanged), (0, 0, 4));
 }
+
+/// A put whose async queue closes while its sync write is in flight: the sync store keeps
+/// the write (it cannot be undone, as documented), nothing is queued, and the put reports
+/// the replica's state instead of success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_queue_that_closes_during_the_sync_write_fails_the_put() {
+    let slow_sync = Faulty::new(MemoryStore::new());
+    slow_sync.inject(Rule::new(FaultOp::Put, Fault::Hang));
+    let async_store = MemoryStore::new();
+    let token = ShutdownToken::new();
+    let replica = Replica::builder()
+        .sync_store(slow_sync.clone())
+        .async_store(async_store.clone())
+        .queue_len(4)
+        .shutdown(token.clone())
+        .build()
+        .unwrap();
+    let put = {
+        let replica = replica.clone();
+        tokio::spawn(async move { replica.put_bytes(&key("k"), "v").await })
+    };
+    // The put has its queue slot and hangs in the sync write.
+    while slow_sync.calls(FaultOp::Put) == 0 {
+        tokio::task::yield_now().await;
+    }
+    token.cancel();
+    while replica.health().async_stores.iter().any(|a| a.running) {
+        tokio::task::yield_now().await;
+    }
+    slow_sync.release();
+    let e = put.await.unwrap().unwrap_err();
+    assert_eq!(poisoned_cause(&e), "replica shutdown: closed");
+    assert_eq!(slow_sync.inner().get_bytes(&key("k")).await.unwrap(), "v");
+    assert!(async_store.is_empty());
+    assert_eq!(replica.health().async_stores[0].queued, 0);
+}
