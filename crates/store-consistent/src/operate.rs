@@ -1,5 +1,7 @@
 //! Read-modify-write loops: `operate`, `operate_json`, `operate_stream`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -8,7 +10,7 @@ use serde::de::DeserializeOwned;
 use store_core::{Error, Result};
 
 use crate::group::Group;
-use crate::manifest::fits_inline;
+use crate::manifest::{Snapshot, fits_inline};
 use crate::writer::Writer;
 
 impl Group {
@@ -38,14 +40,51 @@ impl Group {
         F: FnMut(&[u8]) -> Result<R> + Send,
         R: Into<Bytes>,
     {
-        let mut attempts = self.shared.retry.start();
-        // Optimistic at first: from the manifest this group last saw, without reading it
-        // again. The conditional write fails if that manifest is no longer current.
-        let mut optimistic = true;
         self.check_name("operate", name)?;
+        // The common case: a small content, from the manifest this group last saw (not
+        // read again), written back with one conditional put of that manifest.
+        let Some((snap, key, old)) = self.take_cached_inline(name) else {
+            // Boxed, like the rest of the general path: its state stays out of this future.
+            return Box::pin(self.operate_loop(name, f, true, None)).await;
+        };
+        // `f` refusing a content that may be stale is not the answer: the general path
+        // decides again on the current content.
+        let new: Bytes = match f(&old) {
+            Ok(new) => new.into(),
+            Err(_) => return Box::pin(self.operate_loop(name, f, false, None)).await,
+        };
+        drop(old);
+        if !fits_inline(snap.manifest.inline_bytes(), new.len()) {
+            // Too large to keep inline now: written as an object, against the same manifest.
+            return Box::pin(self.operate_loop(name, f, false, Some((snap, key, new)))).await;
+        }
+        match self.switch_inline(name, &key, new.clone(), snap).await {
+            Ok(_) => Ok(new),
+            // Maybe only the cached manifest was stale: read the current one, at once (not
+            // an attempt of the retry policy: this try never saw the current state).
+            Err(e) if e.is_conflict() => Box::pin(self.operate_loop(name, f, false, None)).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The general path of [`operate`](Group::operate): read (from the group's cached
+    /// manifest first if `optimistic`), apply `f`, write; retried on conflicts. `first`:
+    /// a content `f` already computed from a cached snapshot, to write before anything else.
+    async fn operate_loop<F, R>(
+        &self,
+        name: &str,
+        mut f: F,
+        mut optimistic: bool,
+        mut first: Option<(Snapshot, Arc<str>, Bytes)>,
+    ) -> Result<Bytes>
+    where
+        F: FnMut(&[u8]) -> Result<R> + Send,
+        R: Into<Bytes>,
+    {
+        let mut attempts = self.shared.retry.start();
         loop {
-            let (snap, key, old) = match optimistic.then(|| self.take_cached_inline(name)).flatten() {
-                Some(read) => read,
+            let (snap, key, new) = match first.take() {
+                Some(first) => first,
                 None => {
                     let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
                     let old = body.bytes().await?;
@@ -58,37 +97,26 @@ impl Group {
                     {
                         self.shared.cache.put(name, &key, &old);
                     }
-                    (snap, key, old)
+                    match f(&old) {
+                        Ok(new) => (snap, key, new.into()),
+                        // `f` refused a content that may be stale: it decides again on the
+                        // current one, and only that decision is returned.
+                        Err(_) if snap.cached => {
+                            optimistic = false;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             };
             let stale_possible = snap.cached;
-            let new: Bytes = match f(&old) {
-                Ok(new) => new.into(),
-                // `f` refused a content that may be stale: it decides again on the current
-                // one (a read), and only that decision is returned.
-                Err(_) if stale_possible => {
-                    optimistic = false;
-                    continue;
+            match self.write_whole(name, &key, new.clone(), Some(snap)).await {
+                Ok((id, inline)) => {
+                    if !inline {
+                        self.shared.cache.put(name, &id, &new);
+                    }
+                    return Ok(new);
                 }
-                Err(e) => return Err(e),
-            };
-            drop(old);
-            let written = if stale_possible && fits_inline(snap.manifest.inline_bytes(), new.len()) {
-                // The common case: one conditional put of the manifest, edited in place.
-                self.switch_inline(name, &key, new.clone(), snap)
-                    .await
-                    .map(|_| ())
-            } else {
-                self.write_whole(name, &key, new.clone(), Some(snap))
-                    .await
-                    .map(|(id, inline)| {
-                        if !inline {
-                            self.shared.cache.put(name, &id, &new);
-                        }
-                    })
-            };
-            match written {
-                Ok(()) => return Ok(new),
                 // Maybe only the cached manifest was stale: read the current one, at once
                 // (not an attempt: it never saw the current state).
                 Err(e) if e.is_conflict() && stale_possible => optimistic = false,
