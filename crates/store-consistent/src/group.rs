@@ -386,55 +386,44 @@ impl Group {
     /// The read of `operate`'s common case, with nothing read from the backend: if the
     /// manifest this group last saw holds `name`'s content inline (or nothing for it),
     /// takes that manifest out of the cache — so that a switch edits it in place — and
-    /// returns it as a `cached` snapshot, with `name`'s id (empty if none) and content.
+    /// returns it as a `cached` snapshot (`name`'s content is [`Snapshot::inline`]).
     /// `None`, with the cache untouched, otherwise.
-    pub(crate) fn take_cached_inline(&self, name: &str) -> Option<(Snapshot, Arc<str>, Bytes)> {
+    pub(crate) fn take_cached_inline(&self, name: &str) -> Option<Snapshot> {
         let mut last = self.shared.last.as_ref()?.lock();
         let (_, manifest) = last.as_ref()?;
-        let (id, content) = match manifest.objects.get(name) {
-            None => (Arc::from(""), Bytes::new()),
-            // Kept as an object (no `inline`): the general path reads it.
-            Some(entry) => (Arc::clone(&entry.id), entry.inline.clone()?),
-        };
+        // Kept as an object (no `inline`): the general path reads it.
+        if manifest.objects.get(name).is_some_and(|e| e.inline.is_none()) {
+            return None;
+        }
         let (version, manifest) = last.take()?;
-        let snap = Snapshot {
+        Some(Snapshot {
             manifest,
             version: Some(version),
             cached: true,
-        };
-        Some((snap, id, content))
+        })
     }
 
-    /// The write of `operate`'s common case: `name`, which had id `key` (empty: none) in
-    /// `snap`, a snapshot taken by [`take_cached_inline`](Self::take_cached_inline), gets
-    /// the inline content `data`. The manifest is edited in place and written back with one
-    /// conditional put; `Conflict` if it is no longer the current one. Returns the new id.
-    pub(crate) async fn switch_inline(
-        &self,
-        name: &str,
-        key: &str,
-        data: Bytes,
-        snap: Snapshot,
-    ) -> Result<Arc<str>> {
+    /// The write of `operate`'s common case: `name` gets the inline content `data` in
+    /// `snap`, a snapshot taken by [`take_cached_inline`](Self::take_cached_inline). The
+    /// manifest is edited in place and written back with one conditional put; `Conflict`
+    /// if it is no longer the current one.
+    pub(crate) async fn switch_inline(&self, name: &str, data: Bytes, snap: Snapshot) -> Result<()> {
         let Snapshot {
             mut manifest,
             version,
             ..
         } = snap;
-        let id = new_inline_id();
         // In place: the cache held the only reference, unless a reader still has it.
         let next = Arc::make_mut(&mut manifest);
         next.serial += 1;
         let entry = Entry {
-            id: Arc::clone(&id),
+            id: new_inline_id(),
             inline: Some(data),
         };
         let old = match next.objects.get_mut(name) {
             Some(slot) => Some(std::mem::replace(slot, entry)),
             None => next.objects.insert(Arc::from(name), entry),
         };
-        // The old content, if it was an object, is deleted once the switch is done.
-        let old_object = old.is_some_and(|old| old.inline.is_none());
         let mode = match version {
             Some(v) => PutMode::Update(v),
             None => PutMode::Create,
@@ -446,16 +435,17 @@ impl Group {
         match put.await {
             Ok(meta) => {
                 self.remember_manifest(meta.version, manifest);
-                if old_object {
-                    self.discard(key).await;
+                // The old content, if it was an object, goes once the switch is done.
+                if let Some(Entry { id, inline: None }) = &old {
+                    self.discard(id).await;
                 }
-                Ok(id)
+                Ok(())
             }
             // The manifest moved on (or went away) since this group saw it.
             Err(e) if e.is_conflict() || e.is_not_found() || e.is_already_exists() => Err(Error::Conflict {
                 op: "operate",
                 key: self.display(name),
-                expected: (!key.is_empty()).then(|| Version::parse(key)),
+                expected: old.map(|old| Version::parse(&old.id)),
                 actual: None,
             }),
             Err(e) => Err(e),

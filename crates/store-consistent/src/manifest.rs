@@ -278,7 +278,12 @@ impl Snapshot {
     /// The content of `name` if the manifest holds it inline (else it is an object, or
     /// `name` has none).
     pub(crate) fn inline(&self, name: &str) -> Option<Bytes> {
-        self.manifest.objects.get(name)?.inline.clone()
+        self.inline_ref(name).cloned()
+    }
+
+    /// [`inline`](Self::inline), borrowed.
+    pub(crate) fn inline_ref(&self, name: &str) -> Option<&Bytes> {
+        self.manifest.objects.get(name)?.inline.as_ref()
     }
 }
 

@@ -43,23 +43,23 @@ impl Group {
         self.check_name("operate", name)?;
         // The common case: a small content, from the manifest this group last saw (not
         // read again), written back with one conditional put of that manifest.
-        let Some((snap, key, old)) = self.take_cached_inline(name) else {
+        let Some(snap) = self.take_cached_inline(name) else {
             // Boxed, like the rest of the general path: its state stays out of this future.
             return Box::pin(self.operate_loop(name, f, true, None)).await;
         };
         // `f` refusing a content that may be stale is not the answer: the general path
         // decides again on the current content.
-        let new: Bytes = match f(&old) {
+        let new: Bytes = match f(snap.inline_ref(name).map_or(&[][..], |old| &old[..])) {
             Ok(new) => new.into(),
             Err(_) => return Box::pin(self.operate_loop(name, f, false, None)).await,
         };
-        drop(old);
         if !fits_inline(snap.manifest.inline_bytes(), new.len()) {
             // Too large to keep inline now: written as an object, against the same manifest.
+            let key = snap.id(name).map_or_else(|| Arc::from(""), Arc::clone);
             return Box::pin(self.operate_loop(name, f, false, Some((snap, key, new)))).await;
         }
-        match self.switch_inline(name, &key, new.clone(), snap).await {
-            Ok(_) => Ok(new),
+        match self.switch_inline(name, new.clone(), snap).await {
+            Ok(()) => Ok(new),
             // Maybe only the cached manifest was stale: read the current one, at once (not
             // an attempt of the retry policy: this try never saw the current state).
             Err(e) if e.is_conflict() => Box::pin(self.operate_loop(name, f, false, None)).await,
