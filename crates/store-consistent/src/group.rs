@@ -346,12 +346,7 @@ impl Group {
                                 .find(|(new, _)| *new == id)
                                 .map(|(_, data)| data.clone()),
                         };
-                        // In place where the name has an entry: its string stays shared
-                        // with the old manifest.
-                        match next.objects.get_mut(name) {
-                            Some(slot) => Some(std::mem::replace(slot, entry)),
-                            None => next.objects.insert(Arc::from(name), entry),
-                        }
+                        next.set(name, entry)
                     }
                     None => next.objects.remove(name),
                 };
@@ -359,12 +354,8 @@ impl Group {
                     replaced.push(id);
                 }
             }
-            let mode = match version {
-                Some(v) => PutMode::Update(v),
-                None => PutMode::Create,
-            };
             let data = next.encode();
-            match backend.put(key, data, mode.into()).await {
+            match backend.put(key, data, manifest_mode(version).into()).await {
                 Ok(meta) => {
                     self.remember_manifest(meta.version, shared);
                     for id in replaced {
@@ -420,18 +411,12 @@ impl Group {
             id: new_inline_id(),
             inline: Some(data),
         };
-        let old = match next.objects.get_mut(name) {
-            Some(slot) => Some(std::mem::replace(slot, entry)),
-            None => next.objects.insert(Arc::from(name), entry),
-        };
-        let mode = match version {
-            Some(v) => PutMode::Update(v),
-            None => PutMode::Create,
-        };
-        let put = self
-            .shared
-            .backend
-            .put(&self.shared.manifest_key, next.encode(), mode.into());
+        let old = next.set(name, entry);
+        let put = self.shared.backend.put(
+            &self.shared.manifest_key,
+            next.encode(),
+            manifest_mode(version).into(),
+        );
         match put.await {
             Ok(meta) => {
                 self.remember_manifest(meta.version, manifest);
@@ -495,5 +480,14 @@ impl Group {
             .backend
             .list_all(store_core::ListOptions::default().with_prefix(self.shared.objects_prefix.clone()))
             .await
+    }
+}
+
+/// The conditional put that replaces the manifest read at `version`: `Update` of that
+/// version, or `Create` if there was none yet.
+fn manifest_mode(version: Option<Version>) -> PutMode {
+    match version {
+        Some(v) => PutMode::Update(v),
+        None => PutMode::Create,
     }
 }

@@ -160,6 +160,15 @@ impl Manifest {
         out.into()
     }
 
+    /// Gives `name` the content `entry`, returning the one it replaces. An existing entry
+    /// is replaced in place, so the name's string stays shared with earlier manifests.
+    pub(crate) fn set(&mut self, name: &str, entry: Entry) -> Option<Entry> {
+        match self.objects.get_mut(name) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => self.objects.insert(Arc::from(name), entry),
+        }
+    }
+
     /// Bytes of content kept inline.
     pub(crate) fn inline_bytes(&self) -> usize {
         self.objects

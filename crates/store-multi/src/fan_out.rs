@@ -151,28 +151,15 @@ impl MultiWriter {
     /// directly: under the key's lock, the conditional check, then one concurrent `put` per
     /// backend, judged by the write mode exactly as the writer's commit is.
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
-        self.put_once(key, data, opts, false).await
-    }
-
-    /// `put` without keeping the report in a (dropped) writer. `settle`: the caller waits
-    /// for every backend anyway (as `Multi`'s `Backend::put` does), so a quorum write need
-    /// not be able to leave its slow backends to the background.
-    pub(crate) async fn put_once(
-        &self,
-        key: &Key,
-        data: Bytes,
-        opts: PutOptions,
-        settle: bool,
-    ) -> Result<WriteReport> {
         if self.shared.streams {
             // Boxed: the writer's state would make every direct put's future large.
             return Box::pin(self.put_streamed(key, data, opts)).await;
         }
-        commit::put_whole(&self.shared, key, data, opts.mode, settle).await
+        commit::put_whole(&self.shared, key, data, opts.mode, false).await
     }
 
     /// `put` through a [`FanOutWriter`], for backends that stream writes.
-    async fn put_streamed(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
+    pub(crate) async fn put_streamed(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
         let mut w = self.writer(key, opts).await?;
         w.write(data).await?;
         w.finish(false).await

@@ -103,7 +103,7 @@ impl Backend for Multi {
         // Quorum: the version must name the stragglers' final state to equal what reads
         // report, so the trait-level put waits for them (`MultiWriter::put` does not).
         if self.fan.shared.streams {
-            let report = Box::pin(self.fan.put_once(key, data, opts, true)).await?;
+            let report = Box::pin(self.fan.put_streamed(key, data, opts)).await?;
             return Ok(report.into_settled_meta().await);
         }
         commit::put_settled(&self.fan.shared, key, data, opts.mode).await
