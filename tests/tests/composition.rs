@@ -77,11 +77,11 @@ async fn writes_through_the_stack_land_in_every_store() {
     let replica = Replica::new(vec![Arc::new(fan)], vec![Arc::new(lagging.clone())], 8).unwrap();
     let records = Records::new(replica.clone());
     let key = Key::new("jobs/1").unwrap();
-    let v = records.create(Record::new(key.clone(), "queued")).await.unwrap();
+    let v = records.create(&Record::new(key.clone(), "queued")).await.unwrap();
     let rec = records.get(&key).await.unwrap();
     assert_eq!((rec.value.as_ref(), &rec.version), (b"queued".as_ref(), &v));
     records
-        .cas_by_version(Record::new(key.clone(), "running").with_version(v))
+        .cas_by_version(&Record::new(key.clone(), "running").with_version(v))
         .await
         .unwrap();
     replica.flush().await.unwrap();

@@ -21,7 +21,7 @@ pub struct Record {
     /// Its value.
     pub value: Bytes,
     /// Its version, managed by the store: ignored by `create` and `put`, the expected version
-    /// for `cas_by_version`, the stored version in everything returned.
+    /// for `cas_by_version`, the stored version in everything read.
     pub version: Version,
     /// When the record stops existing, if ever.
     pub expires_at: Option<SystemTime>,
@@ -58,12 +58,17 @@ impl Record {
 
 /// A store of [`Record`]s: versioned values with expiry, compare-and-swap, watch and glob
 /// listing. An expired record is absent for every operation.
+///
+/// The writes (`create`, `put`, `put_many`, `cas_by_version`) borrow their records and
+/// return the new versions: a store copies what it writes anyway, so the caller keeps the
+/// record (a compare-and-swap that fails has consumed nothing, and can be retried or
+/// re-based as it is) and sets `record.version` from the answer when it wants it.
 #[async_trait]
 pub trait RecordStore: Send + Sync + Debug + 'static {
     /// Adds a new record and returns its version; if the key exists (and has not expired),
     /// fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) carrying the existing
     /// version.
-    async fn create(&self, record: Record) -> Result<Version>;
+    async fn create(&self, record: &Record) -> Result<Version>;
 
     /// The record at `key`; `NotFound` if absent or expired.
     async fn get(&self, key: &Key) -> Result<Record>;
@@ -71,15 +76,17 @@ pub trait RecordStore: Send + Sync + Debug + 'static {
     /// The records at `keys`, aligned with the input (`None` where absent or expired).
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>>;
 
-    /// Writes the record whatever is there and returns it with its new version.
-    async fn put(&self, record: Record) -> Result<Record>;
+    /// Writes the record whatever is there (its version is ignored) and returns the new
+    /// version.
+    async fn put(&self, record: &Record) -> Result<Version>;
 
-    /// Writes several records; returns their new versions, aligned with the input.
-    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>>;
+    /// Writes several records in order (of two with the same key, the later wins); returns
+    /// their new versions, aligned with the input.
+    async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>>;
 
-    /// Replaces value *and* expiry only if the stored version equals `record.version`;
-    /// otherwise `Conflict` (or `NotFound` if absent or expired).
-    async fn cas_by_version(&self, record: Record) -> Result<Record>;
+    /// Replaces value *and* expiry only if the stored version equals `record.version`, and
+    /// returns the new version; otherwise `Conflict` (or `NotFound` if absent or expired).
+    async fn cas_by_version(&self, record: &Record) -> Result<Version>;
 
     /// Deletes the record; `NotFound` if absent or expired.
     async fn delete(&self, key: &Key) -> Result<()>;
@@ -98,9 +105,13 @@ pub trait RecordStore: Send + Sync + Debug + 'static {
 macro_rules! forward_records {
     ($ptr:ident) => {
         impl<R: RecordStore + ?Sized> RecordStore for $ptr<R> {
-            fn create<'s, 'async_trait>(&'s self, record: Record) -> BoxFuture<'async_trait, Result<Version>>
+            fn create<'s, 'r, 'async_trait>(
+                &'s self,
+                record: &'r Record,
+            ) -> BoxFuture<'async_trait, Result<Version>>
             where
                 's: 'async_trait,
+                'r: 'async_trait,
                 Self: 'async_trait,
             {
                 (**self).create(record)
@@ -124,29 +135,35 @@ macro_rules! forward_records {
             {
                 (**self).get_many(keys)
             }
-            fn put<'s, 'async_trait>(&'s self, record: Record) -> BoxFuture<'async_trait, Result<Record>>
+            fn put<'s, 'r, 'async_trait>(
+                &'s self,
+                record: &'r Record,
+            ) -> BoxFuture<'async_trait, Result<Version>>
             where
                 's: 'async_trait,
+                'r: 'async_trait,
                 Self: 'async_trait,
             {
                 (**self).put(record)
             }
-            fn put_many<'s, 'async_trait>(
+            fn put_many<'s, 'r, 'async_trait>(
                 &'s self,
-                records: Vec<Record>,
+                records: &'r [Record],
             ) -> BoxFuture<'async_trait, Result<Vec<Version>>>
             where
                 's: 'async_trait,
+                'r: 'async_trait,
                 Self: 'async_trait,
             {
                 (**self).put_many(records)
             }
-            fn cas_by_version<'s, 'async_trait>(
+            fn cas_by_version<'s, 'r, 'async_trait>(
                 &'s self,
-                record: Record,
-            ) -> BoxFuture<'async_trait, Result<Record>>
+                record: &'r Record,
+            ) -> BoxFuture<'async_trait, Result<Version>>
             where
                 's: 'async_trait,
+                'r: 'async_trait,
                 Self: 'async_trait,
             {
                 (**self).cas_by_version(record)

@@ -49,17 +49,14 @@ fn benches(c: &mut Criterion, endpoints: &str) {
     let raw_key = format!("{prefix}bench/raw");
 
     let mut g = c.benchmark_group("etcd/cas_by_version");
-    let version = rt
-        .block_on(records.put(Record::new(key.clone(), value.clone())))
-        .unwrap()
-        .version;
-    let current = Mutex::new(version);
+    let record = Record::new(key.clone(), value.clone());
+    let version = rt.block_on(records.put(&record)).unwrap();
+    let current = Mutex::new(record.with_version(version));
     g.bench_function("EtcdRecords", |b| {
         b.to_async(&rt).iter(|| async {
-            let v = current.lock().unwrap().clone();
-            let r = Record::new(key.clone(), value.clone()).with_version(v);
-            let new = records.cas_by_version(r).await.unwrap();
-            *current.lock().unwrap() = new.version;
+            let r = current.lock().unwrap().clone();
+            let new = records.cas_by_version(&r).await.unwrap();
+            current.lock().unwrap().version = new;
         })
     });
     let rev = rt

@@ -64,11 +64,6 @@ pub(crate) fn is_live(stored: &[u8], threshold: &[u8]) -> bool {
     stored > threshold
 }
 
-/// `at` as it reads back once stored (to the millisecond).
-pub(crate) fn stored_expiry(at: SystemTime) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis(at))
-}
-
 /// Milliseconds since the epoch (0 before it, `NEVER - 1` at the far end).
 fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| {

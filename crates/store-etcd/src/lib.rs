@@ -41,21 +41,21 @@
 //! let records = EtcdRecords::connect(EtcdOptions::from_list(&endpoints).with_key_prefix(prefix)).await?;
 //!
 //! let key = Key::new("config/feature-x")?;
-//! let v1 = records.create(Record::new(key.clone(), "off")).await?;
+//! let v1 = records.create(&Record::new(key.clone(), "off")).await?;
 //!
 //! // Compare-and-swap: only from the version we read.
-//! let on = records.cas_by_version(Record::new(key.clone(), "on").with_version(v1.clone())).await?;
-//! let lost = records.cas_by_version(Record::new(key.clone(), "lost").with_version(v1)).await;
+//! let on = records.cas_by_version(&Record::new(key.clone(), "on").with_version(v1.clone())).await?;
+//! let lost = records.cas_by_version(&Record::new(key.clone(), "lost").with_version(v1)).await;
 //! assert!(lost.unwrap_err().is_conflict());
 //!
 //! // Wait for somebody to change it (here: ourselves, at once).
 //! let waiter = {
-//!     let (records, key, seen) = (records.clone(), key.clone(), on.version.clone());
+//!     let (records, key, seen) = (records.clone(), key.clone(), on.clone());
 //!     tokio::spawn(async move { records.wait_for_version_change(&key, &seen).await })
 //! };
-//! let newer = records.put(Record::new(key.clone(), "auto")).await?;
+//! let newer = records.put(&Record::new(key.clone(), "auto")).await?;
 //! let woken = waiter.await.expect("waiter panicked")?;
-//! assert!(woken == newer.version || records.get(&key).await?.version == woken);
+//! assert!(woken == newer || records.get(&key).await?.version == woken);
 //! # records.delete(&key).await?;
 //! # Ok(())
 //! # }
@@ -63,7 +63,8 @@
 //!
 //! # Expiry granularity
 //!
-//! A record's `expires_at` is stored to the millisecond and honoured exactly by every
+//! A record's `expires_at` is stored to the millisecond (a record read back carries it
+//! truncated to the millisecond) and honoured exactly by every
 //! operation (reads compare it with the client's clock; transactions compare it inside
 //! etcd). The physical deletion is etcd's lease, in whole seconds and never early: a record
 //! stays on disk up to about two seconds past its expiry (etcd's minimum lease TTL and the

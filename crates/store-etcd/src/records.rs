@@ -171,16 +171,6 @@ impl EtcdRecords {
         let rev = resp.header().map_or(0, |h| h.revision());
         Ok((resp.take_kvs().into_iter().next(), rev))
     }
-
-    /// What the record is written as: its expiry truncated to the stored milliseconds, so
-    /// the record returned equals what a later `get` returns.
-    fn as_stored(record: Record, version: Version) -> Record {
-        Record {
-            version,
-            expires_at: record.expires_at.map(envelope::stored_expiry),
-            ..record
-        }
-    }
 }
 
 fn not_found(op: &'static str, key: &Key) -> Error {
@@ -205,8 +195,8 @@ fn else_kv(resp: &TxnResponse) -> Option<KeyValue> {
 #[async_trait]
 impl RecordStore for EtcdRecords {
     #[tracing::instrument(level = "debug", skip(self, record), fields(key = %record.key))]
-    async fn create(&self, record: Record) -> Result<Version> {
-        self.check_size("create", &record)?;
+    async fn create(&self, record: &Record) -> Result<Version> {
+        self.check_size("create", record)?;
         let key = record.key.clone();
         let ek = self.conn.etcd_key(&key);
         let lease = self.lease_for("create", &key, record.expires_at).await?;
@@ -220,7 +210,7 @@ impl RecordStore for EtcdRecords {
             };
             let txn = Txn::new()
                 .when([compare])
-                .and_then([self.put_op(&record, lease)])
+                .and_then([self.put_op(record, lease)])
                 .or_else([TxnOp::get(ek.clone(), None)]);
             let threshold = envelope::live_threshold(SystemTime::now());
             let resp = self.txn("create", &key, txn).await?;
@@ -297,8 +287,8 @@ impl RecordStore for EtcdRecords {
     }
 
     #[tracing::instrument(level = "debug", skip(self, record), fields(key = %record.key))]
-    async fn put(&self, record: Record) -> Result<Record> {
-        self.check_size("put", &record)?;
+    async fn put(&self, record: &Record) -> Result<Version> {
+        self.check_size("put", record)?;
         let lease = self.lease_for("put", &record.key, record.expires_at).await?;
         let opts = (lease != 0).then(|| EtcdPut::new().with_lease(lease));
         let mut kv = self.conn.kv();
@@ -314,13 +304,12 @@ impl RecordStore for EtcdRecords {
                 ),
             )
             .await?;
-        let version = version_of(resp.header().map_or(0, |h| h.revision()));
-        Ok(Self::as_stored(record, version))
+        Ok(version_of(resp.header().map_or(0, |h| h.revision())))
     }
 
     #[tracing::instrument(level = "debug", skip(self, records), fields(n = records.len()))]
-    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
-        for r in &records {
+    async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
+        for r in records {
             self.check_size("put_many", r)?;
         }
         let leases = futures::future::try_join_all(
@@ -352,8 +341,8 @@ impl RecordStore for EtcdRecords {
     }
 
     #[tracing::instrument(level = "debug", skip(self, record), fields(key = %record.key))]
-    async fn cas_by_version(&self, record: Record) -> Result<Record> {
-        self.check_size("cas_by_version", &record)?;
+    async fn cas_by_version(&self, record: &Record) -> Result<Version> {
+        self.check_size("cas_by_version", record)?;
         let key = record.key.clone();
         let ek = self.conn.etcd_key(&key);
         let expected = record.version.clone();
@@ -364,12 +353,11 @@ impl RecordStore for EtcdRecords {
                 Compare::mod_revision(ek.clone(), CompareOp::Equal, revision_of(&expected)),
                 Compare::value(ek.clone(), CompareOp::Greater, threshold.clone()),
             ])
-            .and_then([self.put_op(&record, lease)])
+            .and_then([self.put_op(record, lease)])
             .or_else([TxnOp::get(ek, None)]);
         let resp = self.txn("cas_by_version", &key, txn).await?;
         if resp.succeeded() {
-            let v = header_version(&resp);
-            return Ok(Self::as_stored(record, v));
+            return Ok(header_version(&resp));
         }
         let current = match else_kv(&resp) {
             Some(kv) => self.live(&key, kv, &threshold)?,

@@ -126,11 +126,11 @@ async fn leases_remove_expired_records_from_etcd() {
         .unwrap();
     let soon = SystemTime::now() + Duration::from_millis(500);
     records
-        .put(Record::new(key("short"), "x").with_expiry(soon))
+        .put(&Record::new(key("short"), "x").with_expiry(soon))
         .await
         .unwrap();
     records
-        .put(Record::new(key("long"), "y").with_expiry(SystemTime::now() + Duration::from_secs(3600)))
+        .put(&Record::new(key("long"), "y").with_expiry(SystemTime::now() + Duration::from_secs(3600)))
         .await
         .unwrap();
     let mut client = raw(&eps).await;
@@ -172,7 +172,7 @@ async fn an_unreachable_cluster_gives_retryable_errors_naming_the_key() {
     assert!(e.is_retryable(), "{e:?}");
     assert!(e.to_string().contains("k/2"), "{e}");
     let records = EtcdRecords::connect(opts).await.unwrap();
-    let e = records.create(Record::new(key("k/3"), "v")).await.unwrap_err();
+    let e = records.create(&Record::new(key("k/3"), "v")).await.unwrap_err();
     assert!(e.is_retryable() && e.to_string().contains("k/3"), "{e}");
     let e = EtcdStore::connect(EtcdOptions::new(Vec::<String>::new()))
         .await

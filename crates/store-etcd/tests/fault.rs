@@ -103,15 +103,14 @@ async fn killing_the_leader_loses_no_acknowledged_increment() {
     );
     let records = Arc::new(EtcdRecords::connect(opts).await.unwrap());
     let k = Key::new("counter").unwrap();
-    records.create(Record::new(k.clone(), "0")).await.unwrap();
+    records.create(&Record::new(k.clone(), "0")).await.unwrap();
 
     // A waiter that must survive the failover, whichever member its watch is on.
     let watched = Key::new("watched").unwrap();
     let v0 = records
-        .put(Record::new(watched.clone(), "before"))
+        .put(&Record::new(watched.clone(), "before"))
         .await
-        .unwrap()
-        .version;
+        .unwrap();
     let waiter = {
         let (records, watched, v0) = (records.clone(), watched.clone(), v0.clone());
         tokio::spawn(async move { records.wait_for_version_change(&watched, &v0).await })
@@ -128,7 +127,7 @@ async fn killing_the_leader_loses_no_acknowledged_increment() {
                     let cur = read_counter(&records, &k).await;
                     let next =
                         Record::new(k.clone(), (value(&cur) + 1).to_string()).with_version(cur.version);
-                    match records.cas_by_version(next).await {
+                    match records.cas_by_version(&next).await {
                         Ok(_) => {
                             acked.fetch_add(1, Ordering::SeqCst);
                             break;
@@ -179,8 +178,8 @@ async fn killing_the_leader_loses_no_acknowledged_increment() {
 
     // The waiter is woken by a change made after the failover.
     let v1 = loop {
-        match records.put(Record::new(watched.clone(), "after")).await {
-            Ok(r) => break r.version,
+        match records.put(&Record::new(watched.clone(), "after")).await {
+            Ok(v) => break v,
             Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(50)).await,
             Err(e) => panic!("{e}"),
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
@@ -14,6 +14,16 @@ use parking_lot::Mutex;
 pub trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> SystemTime;
+
+    /// Whether `t` has been reached (`now() >= t`): the test that decides a record with
+    /// expiry `t` has expired.
+    ///
+    /// Provided as exactly that. A clock may answer more cheaply than by reading the exact
+    /// time, but must give the same answer; [`SystemClock`] does so for times well in the
+    /// future.
+    fn reached(&self, t: SystemTime) -> bool {
+        self.now() >= t
+    }
 }
 
 impl<F> Clock for F
@@ -26,13 +36,49 @@ where
 }
 
 /// The operating system's clock, [`SystemTime::now`].
+///
+/// On Linux, [`reached`](Clock::reached) first reads the kernel's coarse wall clock
+/// (`CLOCK_REALTIME_COARSE`: the time of the last timer tick, a few milliseconds behind at
+/// most, and several times cheaper to read). A time more than [`COARSE_SLACK`] past it has
+/// certainly not been reached; anything closer is decided by the exact clock. So a record
+/// whose expiry is more than a second away costs no exact clock read to check, and the
+/// answer is always the exact clock's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
+
+/// How far behind the exact clock [`SystemClock`] allows the coarse one to be. The kernel
+/// keeps it within a few timer ticks (milliseconds); a whole second leaves room for a
+/// virtual machine whose timekeeping CPU was descheduled.
+pub const COARSE_SLACK: Duration = Duration::from_secs(1);
 
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    fn reached(&self, t: SystemTime) -> bool {
+        if coarse_now()
+            .and_then(|c| c.checked_add(COARSE_SLACK))
+            .is_some_and(|c| c < t)
+        {
+            return false;
+        }
+        SystemTime::now() >= t
+    }
+}
+
+/// The coarse wall clock, where the platform has one.
+#[cfg(target_os = "linux")]
+fn coarse_now() -> Option<SystemTime> {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_now() -> Option<SystemTime> {
+    None
 }
 
 /// A clock that stands still until told to move: for deterministic tests of expiry.
@@ -80,5 +126,63 @@ impl Clock for ManualClock {
 impl fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("ManualClock").field(&self.now()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `reached` with the coarse shortcut gives the exact clock's answer, at every distance
+    /// from now: far past, just past, just ahead, either side of the slack, far ahead.
+    #[test]
+    fn system_clock_reached_is_the_exact_answer() {
+        let offsets_ms: [i64; 12] = [
+            -3_600_000, -1_500, -1, 0, 1, 10, 900, 999, 1_001, 1_500, 60_000, 3_600_000,
+        ];
+        for ms in offsets_ms {
+            let now = SystemTime::now();
+            let t = if ms < 0 {
+                now - Duration::from_millis(ms.unsigned_abs())
+            } else {
+                now + Duration::from_millis(ms.unsigned_abs())
+            };
+            let got = SystemClock.reached(t);
+            // The exact clock only moves forward between the two reads around the call
+            // (barring a step of the wall clock): `t` reached before means reached after.
+            let after = SystemTime::now() >= t;
+            if now >= t {
+                assert!(got, "{ms} ms from now: not reached, but the time is past it");
+            }
+            if !after {
+                assert!(!got, "{ms} ms from now: reached, but the time is before it");
+            }
+        }
+        assert!(SystemClock.reached(UNIX_EPOCH));
+        assert!(SystemClock.reached(UNIX_EPOCH - Duration::from_secs(86_400)));
+        let far = UNIX_EPOCH + Duration::from_secs(60 * 365 * 86_400 * 10);
+        assert!(!SystemClock.reached(far));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_coarse_clock_is_close_behind_the_exact_one() {
+        let coarse = coarse_now().expect("Linux has a coarse clock");
+        let exact = SystemTime::now();
+        let behind = exact.duration_since(coarse).unwrap_or_default();
+        assert!(behind < COARSE_SLACK, "coarse clock {behind:?} behind");
+        let ahead = coarse.duration_since(exact).unwrap_or_default();
+        assert!(ahead < Duration::from_millis(50), "coarse clock {ahead:?} ahead");
+    }
+
+    #[test]
+    fn a_clock_without_its_own_reached_compares_now() {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(100));
+        assert!(!clock.reached(UNIX_EPOCH + Duration::from_secs(101)));
+        assert!(clock.reached(UNIX_EPOCH + Duration::from_secs(100)));
+        assert!(clock.reached(UNIX_EPOCH + Duration::from_secs(99)));
+        let closure = || UNIX_EPOCH + Duration::from_secs(5);
+        assert!(closure.reached(UNIX_EPOCH + Duration::from_secs(5)));
+        assert!(!closure.reached(UNIX_EPOCH + Duration::from_secs(6)));
     }
 }

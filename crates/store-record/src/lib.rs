@@ -25,21 +25,23 @@
 //! let key = Key::new("config/feature-x")?;
 //!
 //! // create refuses to overwrite, and says which version is there.
-//! let v1 = records.create(Record::new(key.clone(), "on")).await?;
-//! match records.create(Record::new(key.clone(), "off")).await {
+//! let v1 = records.create(&Record::new(key.clone(), "on")).await?;
+//! match records.create(&Record::new(key.clone(), "off")).await {
 //!     Err(Error::AlreadyExists { version, .. }) => assert_eq!(version, v1),
 //!     other => panic!("{other:?}"),
 //! }
 //!
-//! // Compare-and-swap: only from the version you read.
-//! let current = records.get(&key).await?;
-//! let updated = records.cas_by_version(current.clone().with_version(v1.clone())).await?;
-//! assert!(records.cas_by_version(current).await.unwrap_err().is_conflict());
+//! // Compare-and-swap: only from the version you read. Writes borrow the record and
+//! // return the new version; a swap that fails leaves the record with you as it was.
+//! let mut current = records.get(&key).await?;
+//! current.value = "off".into();
+//! let v2 = records.cas_by_version(&current).await?;
+//! assert!(records.cas_by_version(&current).await.unwrap_err().is_conflict());
 //!
 //! // A record that has expired is gone for every operation.
 //! let lease = Key::new("leases/worker-1")?;
 //! let past = SystemTime::now() - Duration::from_secs(1);
-//! records.put(Record::new(lease.clone(), "held").with_expiry(past)).await?;
+//! records.put(&Record::new(lease.clone(), "held").with_expiry(past)).await?;
 //! assert!(records.get(&lease).await.unwrap_err().is_not_found());
 //!
 //! // Glob listing; the literal prefix "config/" is pushed down to the backend's list.
@@ -47,7 +49,7 @@
 //! assert_eq!(keys, [key.clone()]);
 //!
 //! // The version already differs from v1, so this returns at once.
-//! assert_eq!(records.wait_for_version_change(&key, &v1).await?, updated.version);
+//! assert_eq!(records.wait_for_version_change(&key, &v1).await?, v2);
 //! # Ok::<(), Error>(())
 //! # }).unwrap();
 //! ```
@@ -70,13 +72,13 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let records = Records::new(MemoryStore::new());
 //! let key = Key::new("leader")?;
-//! let v1 = records.put(Record::new(key.clone(), "node-a")).await?.version;
+//! let v1 = records.put(&Record::new(key.clone(), "node-a")).await?;
 //!
 //! let waiter = tokio::spawn({
 //!     let (records, key, v1) = (records.clone(), key.clone(), v1.clone());
 //!     async move { records.wait_for_version_change(&key, &v1).await }
 //! });
-//! let v2 = records.put(Record::new(key.clone(), "node-b")).await?.version;
+//! let v2 = records.put(&Record::new(key.clone(), "node-b")).await?;
 //! assert_eq!(waiter.await.unwrap()?, v2);
 //! # Ok::<(), store_core::Error>(())
 //! # }).unwrap();
@@ -136,7 +138,7 @@ mod pattern;
 mod reaper;
 mod records;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{COARSE_SLACK, Clock, ManualClock, SystemClock};
 pub use reaper::Reaper;
 pub use records::{Records, RecordsBuilder};
 

@@ -132,7 +132,7 @@ impl<B: Backend> Records<B> {
             },
         };
         let env = envelope::decode(key, data)?;
-        if env.has_expired(|| self.now()) {
+        if env.has_expired(&*self.inner.clock) {
             return Ok(Current::Expired(version));
         }
         let Envelope { expires_at, value } = env;
@@ -168,7 +168,7 @@ impl<B: Backend> Records<B> {
                 Err(e) => return Err(e),
             },
         };
-        let expired = envelope::decode(key, head)?.has_expired(|| self.now());
+        let expired = envelope::decode(key, head)?.has_expired(&*self.inner.clock);
         Ok(Some((version, expired)))
     }
 
@@ -302,7 +302,7 @@ fn contention(op: &'static str, key: &Key) -> Error {
 impl<B: Backend> Records<B> {
     /// Creates a new record; `AlreadyExists` (with the live version) if one is there. An expired
     /// record counts as absent. See [`RecordStore::create`].
-    pub async fn create(&self, record: Record) -> Result<Version> {
+    pub async fn create(&self, record: &Record) -> Result<Version> {
         const OP: &str = "create";
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
@@ -360,7 +360,7 @@ impl<B: Backend> Records<B> {
             },
         };
         let env = envelope::decode(key, data)?;
-        if env.has_expired(|| self.now()) {
+        if env.has_expired(&*self.inner.clock) {
             self.purge(key, obj.meta.version).await;
             return Err(not_found("get", key));
         }
@@ -382,11 +382,10 @@ impl<B: Backend> Records<B> {
         futures::future::try_join_all(keys.iter().map(|k| self.live(k))).await
     }
 
-    /// Writes `record` unconditionally (its version is ignored) and returns it with the new
-    /// version. See [`RecordStore::put`].
-    pub async fn put(&self, record: Record) -> Result<Record> {
+    /// Writes `record` unconditionally (its version is ignored) and returns the new version.
+    /// See [`RecordStore::put`].
+    pub async fn put(&self, record: &Record) -> Result<Version> {
         const OP: &str = "put";
-        let mut record = record;
         let data = envelope::encode(OP, &record.key, &record.value, record.expires_at)?;
         match self
             .inner
@@ -396,9 +395,7 @@ impl<B: Backend> Records<B> {
         {
             Ok(meta) => {
                 tracing::trace!(key = %record.key, version = %meta.version, "record put");
-                // In place: the record is not moved into a new one.
-                record.version = meta.version;
-                Ok(record)
+                Ok(meta.version)
             }
             Err(e) => Err(retag(OP, e)),
         }
@@ -406,18 +403,18 @@ impl<B: Backend> Records<B> {
 
     /// Writes `records` in order (of two with the same key, the later wins). See
     /// [`RecordStore::put_many`].
-    pub async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+    pub async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
         // One after another, so that of two records with the same key the later one wins.
         let mut versions = Vec::with_capacity(records.len());
         for record in records {
-            versions.push(self.put(record).await?.version);
+            versions.push(self.put(record).await?);
         }
         Ok(versions)
     }
 
     /// Replaces value and expiry only if the stored version is `record.version`: `Conflict`
     /// otherwise, `NotFound` if absent or expired. See [`RecordStore::cas_by_version`].
-    pub async fn cas_by_version(&self, record: Record) -> Result<Record> {
+    pub async fn cas_by_version(&self, record: &Record) -> Result<Version> {
         const OP: &str = "cas_by_version";
         let key = &record.key;
         let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
@@ -427,10 +424,10 @@ impl<B: Backend> Records<B> {
             .known
             .as_ref()
             .and_then(|known| known.expiry(key, &record.version))
-            .is_some_and(|expiry| expiry.is_none_or(|t| t > self.now()));
+            .is_some_and(|expiry| expiry.is_none_or(|t| !self.inner.clock.reached(t)));
         let data = if known_live {
-            match self.swap(OP, key, data, &record).await {
-                Ok(version) => return Ok(Record { version, ..record }),
+            match self.swap(OP, key, data, record).await {
+                Ok(version) => return Ok(version),
                 // Absent, expired or replaced meanwhile: the read below tells which.
                 Err(e) if e.is_conflict() || e.is_not_found() => {
                     envelope::encode(OP, key, &record.value, record.expires_at)?
@@ -453,14 +450,13 @@ impl<B: Backend> Records<B> {
                 return Err(Error::Conflict {
                     op: OP,
                     key: key.to_string(),
-                    expected: Some(record.version),
+                    expected: Some(record.version.clone()),
                     actual: Some(version),
                 });
             }
             Some(_) => {}
         }
-        let version = self.swap(OP, key, data, &record).await?;
-        Ok(Record { version, ..record })
+        self.swap(OP, key, data, record).await
     }
 
     /// The conditional put of `cas_by_version`; remembers the new version's expiry.
@@ -558,7 +554,7 @@ impl<B: Backend> Records<B> {
 
 #[async_trait]
 impl<B: Backend> RecordStore for Records<B> {
-    async fn create(&self, record: Record) -> Result<Version> {
+    async fn create(&self, record: &Record) -> Result<Version> {
         Records::create(self, record).await
     }
 
@@ -570,15 +566,15 @@ impl<B: Backend> RecordStore for Records<B> {
         Records::get_many(self, keys).await
     }
 
-    async fn put(&self, record: Record) -> Result<Record> {
+    async fn put(&self, record: &Record) -> Result<Version> {
         Records::put(self, record).await
     }
 
-    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+    async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
         Records::put_many(self, records).await
     }
 
-    async fn cas_by_version(&self, record: Record) -> Result<Record> {
+    async fn cas_by_version(&self, record: &Record) -> Result<Version> {
         Records::cas_by_version(self, record).await
     }
 

@@ -96,11 +96,7 @@ async fn keys(records: &impl RecordStore, pattern: &str) -> Vec<String> {
 async fn of_1000_concurrent_cas_calls_from_one_version_exactly_one_wins() {
     let records = Records::new(MemoryStore::new());
     let k = key("race/cas");
-    let from = records
-        .put(Record::new(k.clone(), "start"))
-        .await
-        .unwrap()
-        .version;
+    let from = records.put(&Record::new(k.clone(), "start")).await.unwrap();
     let barrier = Arc::new(tokio::sync::Barrier::new(1000));
     let tasks: Vec<_> = (0..1000)
         .map(|i| {
@@ -109,9 +105,9 @@ async fn of_1000_concurrent_cas_calls_from_one_version_exactly_one_wins() {
             tokio::spawn(async move {
                 barrier.wait().await;
                 records
-                    .cas_by_version(Record::new(k, format!("writer {i}")).with_version(from))
+                    .cas_by_version(&Record::new(k, format!("writer {i}")).with_version(from))
                     .await
-                    .map(|r| (i, r.version))
+                    .map(|v| (i, v))
             })
         })
         .collect();
@@ -133,7 +129,7 @@ async fn of_1000_concurrent_cas_calls_from_one_version_exactly_one_wins() {
 async fn list_keys_pushes_the_literal_prefix_down() {
     let records = Records::new(Recording::default());
     for k in ["logs/2025-12-31", "logs/2026-01-01", "logs/2026-02-01", "other"] {
-        records.put(Record::new(key(k), "x")).await.unwrap();
+        records.put(&Record::new(key(k), "x")).await.unwrap();
     }
     for (pattern, prefix, want) in [
         (
@@ -170,27 +166,27 @@ async fn create_replaces_an_expired_record_with_update_not_delete() {
         .build();
     let k = key("lease");
     let old = records
-        .put(Record::new(k.clone(), "old").with_expiry(epoch(1_010)))
+        .put(&Record::new(k.clone(), "old").with_expiry(epoch(1_010)))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(10));
     records.backend().puts.lock().clear();
-    let v = records.create(Record::new(k.clone(), "new")).await.unwrap();
+    let v = records.create(&Record::new(k.clone(), "new")).await.unwrap();
     assert_eq!(
         *records.backend().puts.lock(),
-        [PutMode::Create, PutMode::Update(old.version)],
+        [PutMode::Create, PutMode::Update(old)],
         "create over an expired record must be a conditional update of that record"
     );
     assert_eq!(records.get(&k).await.unwrap().version, v);
     // An expiry equal to now has passed; one a nanosecond later has not.
     let at = clock.now();
     records
-        .put(Record::new(k.clone(), "edge").with_expiry(at))
+        .put(&Record::new(k.clone(), "edge").with_expiry(at))
         .await
         .unwrap();
     assert!(records.get(&k).await.unwrap_err().is_not_found());
     records
-        .put(Record::new(k.clone(), "edge").with_expiry(at + Duration::from_nanos(1)))
+        .put(&Record::new(k.clone(), "edge").with_expiry(at + Duration::from_nanos(1)))
         .await
         .unwrap();
     assert_eq!(records.get(&k).await.unwrap().value, "edge");
@@ -207,14 +203,14 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .build();
     let k = key("counter");
     let v1 = records
-        .create(Record::new(k.clone(), "1").with_expiry(epoch(1_100)))
+        .create(&Record::new(k.clone(), "1").with_expiry(epoch(1_100)))
         .await
         .unwrap();
     // A version this handle created: the conditional put alone, no read.
     let gets = records.backend().gets.load(Ordering::Relaxed);
     let r2 = records
         .cas_by_version(
-            Record::new(k.clone(), "2")
+            &Record::new(k.clone(), "2")
                 .with_version(v1)
                 .with_expiry(epoch(1_100)),
         )
@@ -225,40 +221,40 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
 
     // Replaced through another handle: Conflict naming the version stored now.
     let r3 = other
-        .put(Record::new(k.clone(), "3").with_expiry(epoch(1_100)))
+        .put(&Record::new(k.clone(), "3").with_expiry(epoch(1_100)))
         .await
         .unwrap();
     let err = records
-        .cas_by_version(Record::new(k.clone(), "x").with_version(r2.version))
+        .cas_by_version(&Record::new(k.clone(), "x").with_version(r2))
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Conflict { actual: Some(a), .. } if *a == r3.version),
+        matches!(&err, Error::Conflict { actual: Some(a), .. } if *a == r3),
         "{err}"
     );
 
     // Known but expired by the clock: NotFound, and nothing replaced.
     let r4 = records
         .cas_by_version(
-            Record::new(k.clone(), "4")
-                .with_version(r3.version)
+            &Record::new(k.clone(), "4")
+                .with_version(r3)
                 .with_expiry(epoch(1_050)),
         )
         .await
         .unwrap();
     clock.advance(Duration::from_secs(60));
     let err = records
-        .cas_by_version(Record::new(k.clone(), "5").with_version(r4.version))
+        .cas_by_version(&Record::new(k.clone(), "5").with_version(r4))
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
 
     // Known but deleted through another handle: NotFound.
-    let v6 = records.create(Record::new(k.clone(), "6")).await.unwrap();
+    let v6 = records.create(&Record::new(k.clone(), "6")).await.unwrap();
     other.delete(&k).await.unwrap();
     let err = records
-        .cas_by_version(Record::new(k.clone(), "7").with_version(v6))
+        .cas_by_version(&Record::new(k.clone(), "7").with_version(v6))
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
@@ -266,22 +262,22 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
 
     // Known, expiring exactly now: expired (an expiry equal to now has passed).
     let v8 = records
-        .create(Record::new(k.clone(), "8").with_expiry(clock.now() + Duration::from_secs(5)))
+        .create(&Record::new(k.clone(), "8").with_expiry(clock.now() + Duration::from_secs(5)))
         .await
         .unwrap();
     clock.advance(Duration::from_secs(5));
     let err = records
-        .cas_by_version(Record::new(k.clone(), "9").with_version(v8))
+        .cas_by_version(&Record::new(k.clone(), "9").with_version(v8))
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
 
     // Known, and the write itself fails: that error, as is, and no read.
-    let v10 = records.create(Record::new(k.clone(), "10")).await.unwrap();
+    let v10 = records.create(&Record::new(k.clone(), "10")).await.unwrap();
     records.backend().failing_puts.store(true, Ordering::Relaxed);
     let gets = records.backend().gets.load(Ordering::Relaxed);
     let err = records
-        .cas_by_version(Record::new(k.clone(), "11").with_version(v10))
+        .cas_by_version(&Record::new(k.clone(), "11").with_version(v10))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Io, "{err}");
@@ -295,14 +291,13 @@ async fn without_stable_versions_every_cas_reads_first() {
     backend.unstable_versions.store(true, Ordering::Relaxed);
     let records = Records::new(backend);
     let k = key("counter");
-    let mut version = records.create(Record::new(k.clone(), "0")).await.unwrap();
+    let mut version = records.create(&Record::new(k.clone(), "0")).await.unwrap();
     for i in 1..=3 {
         let gets = records.backend().gets.load(Ordering::Relaxed);
         version = records
-            .cas_by_version(Record::new(k.clone(), i.to_string()).with_version(version))
+            .cas_by_version(&Record::new(k.clone(), i.to_string()).with_version(version))
             .await
-            .unwrap()
-            .version;
+            .unwrap();
         assert_eq!(
             records.backend().gets.load(Ordering::Relaxed),
             gets + 1,
@@ -321,7 +316,7 @@ async fn purging_removes_only_expired_records_and_never_a_renewed_one() {
     for (k, ttl) in [("a", Some(5)), ("b", Some(50)), ("c", None), ("d", Some(5))] {
         let mut r = Record::new(key(k), k);
         r.expires_at = ttl.map(|s| epoch(1_000 + s));
-        records.put(r).await.unwrap();
+        records.put(&r).await.unwrap();
     }
     records
         .backend()
@@ -363,7 +358,7 @@ async fn operations_purge_the_expired_records_they_meet() {
     let records = Records::builder(MemoryStore::new()).clock(clock.clone()).build();
     for k in ["x/get", "x/list"] {
         records
-            .put(Record::new(key(k), "v").with_expiry(epoch(1_001)))
+            .put(&Record::new(key(k), "v").with_expiry(epoch(1_001)))
             .await
             .unwrap();
     }
@@ -382,7 +377,7 @@ async fn the_reaper_purges_in_the_background() {
     let records = Records::builder(MemoryStore::new()).clock(clock.clone()).build();
     for i in 0..10 {
         records
-            .put(Record::new(key(&format!("r/{i}")), "v").with_expiry(epoch(1_000 + i)))
+            .put(&Record::new(key(&format!("r/{i}")), "v").with_expiry(epoch(1_000 + i)))
             .await
             .unwrap();
     }
@@ -429,7 +424,7 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
     );
     corrupt(
         records
-            .cas_by_version(Record::new(k.clone(), "x").with_version(Version::from(1)))
+            .cas_by_version(&Record::new(k.clone(), "x").with_version(Version::from(1)))
             .await
             .map(drop),
         "cas",
@@ -437,7 +432,7 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
     );
     corrupt(records.delete(&k).await, "delete", "junk/one");
     corrupt(
-        records.create(Record::new(k.clone(), "x")).await.map(drop),
+        records.create(&Record::new(k.clone(), "x")).await.map(drop),
         "create",
         "junk/one",
     );
@@ -458,7 +453,7 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
         "{listed:?}"
     );
     // put overwrites garbage, after which everything works.
-    records.put(Record::new(k.clone(), "fixed")).await.unwrap();
+    records.put(&Record::new(k.clone(), "fixed")).await.unwrap();
     assert_eq!(records.get(&k).await.unwrap().value, "fixed");
 }
 
@@ -467,9 +462,9 @@ async fn the_stored_envelope_is_compact_binary() {
     let records = Records::new(MemoryStore::new());
     let plain = key("fmt/plain");
     let timed = key("fmt/timed");
-    records.put(Record::new(plain.clone(), "value")).await.unwrap();
+    records.put(&Record::new(plain.clone(), "value")).await.unwrap();
     records
-        .put(Record::new(timed.clone(), "value").with_expiry(epoch(1) + Duration::from_nanos(2)))
+        .put(&Record::new(timed.clone(), "value").with_expiry(epoch(1) + Duration::from_nanos(2)))
         .await
         .unwrap();
     let raw = records.backend().get_bytes(&plain).await.unwrap();
@@ -482,7 +477,7 @@ async fn the_stored_envelope_is_compact_binary() {
 
     let too_late = UNIX_EPOCH + Duration::from_secs(600 * 365 * 86_400);
     let e = records
-        .put(Record::new(plain.clone(), "x").with_expiry(too_late))
+        .put(&Record::new(plain.clone(), "x").with_expiry(too_late))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
@@ -493,7 +488,7 @@ async fn the_stored_envelope_is_compact_binary() {
 async fn waiting_uses_the_watch_and_leaves_nothing_behind() {
     let records = Records::new(Recording::default());
     let k = key("w");
-    let v1 = records.put(Record::new(k.clone(), "1")).await.unwrap().version;
+    let v1 = records.put(&Record::new(k.clone(), "1")).await.unwrap();
     for _ in 0..10 {
         let r =
             tokio::time::timeout(Duration::from_millis(5), records.wait_for_version_change(&k, &v1)).await;
@@ -511,7 +506,7 @@ async fn waiting_uses_the_watch_and_leaves_nothing_behind() {
         async move { records.wait_for_version_change(&k, &v1).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let v2 = records.put(Record::new(k.clone(), "2")).await.unwrap().version;
+    let v2 = records.put(&Record::new(k.clone(), "2")).await.unwrap();
     assert_eq!(waiter.await.unwrap().unwrap(), v2);
     let reads = records.backend().gets.load(Ordering::Relaxed) - gets_before;
     assert!(
@@ -525,14 +520,14 @@ async fn waiting_uses_the_watch_and_leaves_nothing_behind() {
 async fn errors_name_the_record_operation() {
     let records = Records::new(MemoryStore::new());
     let k = key("named");
-    let v = records.put(Record::new(k.clone(), "1")).await.unwrap().version;
-    records.put(Record::new(k.clone(), "2")).await.unwrap();
+    let v = records.put(&Record::new(k.clone(), "1")).await.unwrap();
+    records.put(&Record::new(k.clone(), "2")).await.unwrap();
     let e = records
-        .cas_by_version(Record::new(k.clone(), "3").with_version(v))
+        .cas_by_version(&Record::new(k.clone(), "3").with_version(v))
         .await
         .unwrap_err();
     assert!(e.to_string().starts_with("cas_by_version \"named\""), "{e}");
-    let e = records.create(Record::new(k.clone(), "3")).await.unwrap_err();
+    let e = records.create(&Record::new(k.clone(), "3")).await.unwrap_err();
     assert!(e.to_string().starts_with("create \"named\""), "{e}");
     let e = records
         .wait_for_version_change(&key("nope"), &Version::from(1))
@@ -617,21 +612,15 @@ async fn run_model(ops: Vec<Op>) -> std::result::Result<(), String> {
                 let mut record = Record::new(key(name), vec![*value]);
                 record.expires_at = ttl(t);
                 let (result, allowed) = match &op {
-                    Op::Create(..) => (records.create(record).await, current.is_none()),
-                    Op::Put(..) => (records.put(record).await.map(|r| r.version), true),
+                    Op::Create(..) => (records.create(&record).await, current.is_none()),
+                    Op::Put(..) => (records.put(&record).await, true),
                     Op::Cas(.., from_current) => {
                         let from = match (&current, from_current) {
                             (Some(c), true) => c.version.clone(),
                             _ => old_versions[usize::from(*value) % old_versions.len()].clone(),
                         };
                         let ok = current.as_ref().is_some_and(|c| c.version == from);
-                        (
-                            records
-                                .cas_by_version(record.with_version(from))
-                                .await
-                                .map(|r| r.version),
-                            ok,
-                        )
+                        (records.cas_by_version(&record.with_version(from)).await, ok)
                     }
                     _ => unreachable!(),
                 };
@@ -772,7 +761,7 @@ struct BlindCas(Records<MemoryStore>);
 
 #[async_trait]
 impl RecordStore for BlindCas {
-    async fn create(&self, record: Record) -> Result<Version> {
+    async fn create(&self, record: &Record) -> Result<Version> {
         self.0.create(record).await
     }
     async fn get(&self, key: &Key) -> Result<Record> {
@@ -781,13 +770,13 @@ impl RecordStore for BlindCas {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
         self.0.get_many(keys).await
     }
-    async fn put(&self, record: Record) -> Result<Record> {
+    async fn put(&self, record: &Record) -> Result<Version> {
         self.0.put(record).await
     }
-    async fn put_many(&self, records: Vec<Record>) -> Result<Vec<Version>> {
+    async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
         self.0.put_many(records).await
     }
-    async fn cas_by_version(&self, record: Record) -> Result<Record> {
+    async fn cas_by_version(&self, record: &Record) -> Result<Version> {
         self.0.get(&record.key).await?;
         self.0.put(record).await
     }

@@ -171,11 +171,13 @@ fn same_expiry(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
     }
 }
 
+/// Puts `r` and returns it as stored: with the new version.
 async fn put(s: &dyn RecordStore, r: Record) -> Record {
-    let k = r.key.clone();
-    s.put(r)
+    let version = s
+        .put(&r)
         .await
-        .unwrap_or_else(|e| panic!("put {k}: unexpected error: {e}"))
+        .unwrap_or_else(|e| panic!("put {}: unexpected error: {e}", r.key));
+    Record { version, ..r }
 }
 
 async fn get(s: &dyn RecordStore, k: &Key) -> Record {
@@ -217,7 +219,7 @@ async fn create_then_get_round_trips(s: Arc<dyn RecordStore>) {
         let k = key(&format!("round-trip/{name}"));
         let mut r = Record::new(k.clone(), value.clone());
         r.expires_at = expiry;
-        let v = s.create(r).await.unwrap_or_else(|e| panic!("create {k}: {e}"));
+        let v = s.create(&r).await.unwrap_or_else(|e| panic!("create {k}: {e}"));
         assert!(!v.is_empty(), "create {k}: returned the empty version");
         let got = get(&*s, &k).await;
         assert_eq!(got.key, k, "get {k}: record names another key");
@@ -233,9 +235,9 @@ async fn create_then_get_round_trips(s: Arc<dyn RecordStore>) {
 
 async fn create_existing_is_already_exists_with_version(s: Arc<dyn RecordStore>) {
     let k = key("create/once");
-    let v1 = s.create(rec(&k, "first")).await.unwrap();
+    let v1 = s.create(&rec(&k, "first")).await.unwrap();
     let e = expect_kind(
-        s.create(rec(&k, "second")).await,
+        s.create(&rec(&k, "second")).await,
         ErrorKind::AlreadyExists,
         "create of an existing key",
     );
@@ -255,7 +257,7 @@ async fn create_existing_is_already_exists_with_version(s: Arc<dyn RecordStore>)
         "a failed create changed the record"
     );
     s.delete(&k).await.unwrap();
-    s.create(rec(&k, "again"))
+    s.create(&rec(&k, "again"))
         .await
         .unwrap_or_else(|e| panic!("create {k} after delete: {e}"));
     assert_eq!(get(&*s, &k).await.value, "again");
@@ -276,7 +278,7 @@ async fn missing_key_errors_name_the_key(s: Arc<dyn RecordStore>) {
     );
     named(
         expect_kind(
-            s.cas_by_version(rec(&k, "x").with_version(Version::from(1)))
+            s.cas_by_version(&rec(&k, "x").with_version(Version::from(1)))
                 .await,
             ErrorKind::NotFound,
             "cas_by_version of an absent key",
@@ -358,7 +360,7 @@ async fn put_overwrites_and_ignores_the_input_version(s: Arc<dyn RecordStore>) {
 async fn put_many_returns_aligned_versions(s: Arc<dyn RecordStore>) {
     let keys = [key("pm/x"), key("pm/y"), key("pm/z")];
     let versions = s
-        .put_many(keys.iter().map(|k| rec(k, k.as_str())).collect())
+        .put_many(&keys.iter().map(|k| rec(k, k.as_str())).collect::<Vec<_>>())
         .await
         .expect("put_many");
     assert_eq!(versions.len(), 3, "put_many must return one version per record");
@@ -368,7 +370,7 @@ async fn put_many_returns_aligned_versions(s: Arc<dyn RecordStore>) {
         assert_eq!(got.value, k.as_str(), "put_many value of {k}");
     }
     assert!(
-        s.put_many(Vec::new())
+        s.put_many(&Vec::new())
             .await
             .expect("put_many of nothing")
             .is_empty()
@@ -379,20 +381,17 @@ async fn cas_by_version_replaces_value_and_expiry(s: Arc<dyn RecordStore>) {
     let k = key("cas/one");
     let first = put(&*s, rec(&k, "one").with_expiry(hour_ahead())).await;
     let second = s
-        .cas_by_version(rec(&k, "two").with_version(first.version.clone()))
+        .cas_by_version(&rec(&k, "two").with_version(first.version.clone()))
         .await
         .unwrap_or_else(|e| panic!("cas from the current version: {e}"));
-    assert_ne!(second.version, first.version, "cas did not change the version");
+    assert_ne!(second, first.version, "cas did not change the version");
     let got = get(&*s, &k).await;
     assert_eq!(got.value, "two");
-    assert_eq!(
-        got.version, second.version,
-        "cas returned a version get does not show"
-    );
+    assert_eq!(got.version, second, "cas returned a version get does not show");
     assert_eq!(got.expires_at, None, "cas without expiry must remove the expiry");
 
     let e = expect_kind(
-        s.cas_by_version(rec(&k, "stale").with_version(first.version.clone()))
+        s.cas_by_version(&rec(&k, "stale").with_version(first.version.clone()))
             .await,
         ErrorKind::Conflict,
         "cas from a stale version",
@@ -404,14 +403,11 @@ async fn cas_by_version_replaces_value_and_expiry(s: Arc<dyn RecordStore>) {
     if let Error::Conflict { expected, actual, .. } = &e {
         assert_eq!(expected.as_ref(), Some(&first.version), "Conflict.expected");
         if let Some(actual) = actual {
-            assert_eq!(
-                actual, &second.version,
-                "Conflict.actual must be the current version"
-            );
+            assert_eq!(actual, &second, "Conflict.actual must be the current version");
         }
     }
     expect_kind(
-        s.cas_by_version(rec(&k, "bogus")).await,
+        s.cas_by_version(&rec(&k, "bogus")).await,
         ErrorKind::Conflict,
         "cas from the empty version",
     );
@@ -419,7 +415,7 @@ async fn cas_by_version_replaces_value_and_expiry(s: Arc<dyn RecordStore>) {
 
     let at = hour_ahead();
     let third = s
-        .cas_by_version(rec(&k, "three").with_version(second.version).with_expiry(at))
+        .cas_by_version(&rec(&k, "three").with_version(second).with_expiry(at))
         .await
         .unwrap();
     let got = get(&*s, &k).await;
@@ -428,7 +424,7 @@ async fn cas_by_version_replaces_value_and_expiry(s: Arc<dyn RecordStore>) {
         "cas must set the new expiry: {:?} vs {at:?}",
         got.expires_at
     );
-    assert_eq!(got.version, third.version);
+    assert_eq!(got.version, third);
 }
 
 async fn delete_removes_the_record(s: Arc<dyn RecordStore>) {
@@ -450,16 +446,15 @@ async fn versions_never_repeat(s: Arc<dyn RecordStore>) {
     for round in 0..30 {
         let v = match round % 3 {
             0 => s
-                .create(rec(&k, "same"))
+                .create(&rec(&k, "same"))
                 .await
                 .unwrap_or_else(|e| panic!("create round {round}: {e}")),
             1 => put(&*s, rec(&k, "same")).await.version,
             _ => {
                 let from = current.clone().expect("a version from the previous round");
-                s.cas_by_version(rec(&k, "same").with_version(from))
+                s.cas_by_version(&rec(&k, "same").with_version(from))
                     .await
                     .unwrap_or_else(|e| panic!("cas round {round}: {e}"))
-                    .version
             }
         };
         assert!(
@@ -484,7 +479,7 @@ async fn expired_records_are_absent_everywhere(s: Arc<dyn RecordStore>) {
     let many = s.get_many(std::slice::from_ref(&k)).await.unwrap();
     assert!(many[0].is_none(), "get_many shows an expired record");
     expect_kind(
-        s.cas_by_version(rec(&k, "new").with_version(r.version.clone()))
+        s.cas_by_version(&rec(&k, "new").with_version(r.version.clone()))
             .await,
         ErrorKind::NotFound,
         "cas on an expired record (even with its version)",
@@ -509,7 +504,7 @@ async fn expired_records_are_absent_everywhere(s: Arc<dyn RecordStore>) {
 
     let b = key("expired/b");
     let v = s
-        .create(rec(&b, "reborn"))
+        .create(&rec(&b, "reborn"))
         .await
         .unwrap_or_else(|e| panic!("create over an expired record must succeed: {e}"));
     let got = get(&*s, &b).await;
@@ -536,10 +531,10 @@ async fn expiry_passes_in_real_time(s: Arc<dyn RecordStore>) {
     let renewed = put(&*s, rec(&key("ttl/renewed"), "r").with_expiry(soon)).await;
     let forever = put(&*s, rec(&key("ttl/forever"), "f").with_expiry(soon)).await;
     let waiter = spawn_wait(&s, &doomed.key, &doomed.version);
-    s.cas_by_version(renewed.clone().with_expiry(hour_ahead()))
+    s.cas_by_version(&renewed.clone().with_expiry(hour_ahead()))
         .await
         .expect("renew by cas");
-    s.cas_by_version(Record {
+    s.cas_by_version(&Record {
         expires_at: None,
         ..forever.clone()
     })
@@ -579,7 +574,7 @@ async fn expiry_passes_in_real_time(s: Arc<dyn RecordStore>) {
         "a record made permanent by cas expired"
     );
     assert_eq!(listed(&*s, "ttl/**").await, ["ttl/forever", "ttl/renewed"]);
-    s.create(rec(&doomed.key, "again"))
+    s.create(&rec(&doomed.key, "again"))
         .await
         .expect("create over a record that expired in real time");
 }
@@ -616,11 +611,7 @@ async fn wait_wakes_on_put_cas_and_delete(s: Arc<dyn RecordStore>) {
 
     let waiting = spawn_wait(&s, &k, &v2);
     tokio::time::sleep(SETTLE).await;
-    let v3 = s
-        .cas_by_version(rec(&k, "3").with_version(v2))
-        .await
-        .unwrap()
-        .version;
+    let v3 = s.cas_by_version(&rec(&k, "3").with_version(v2)).await.unwrap();
     let got = waiting.await.unwrap().expect("wait was not woken by a cas");
     assert_eq!(got.unwrap(), v3);
 
@@ -760,9 +751,9 @@ async fn concurrent_cas_has_one_winner(s: Arc<dyn RecordStore>) {
             let (s, k, from, barrier) = (Arc::clone(&s), k.clone(), from.clone(), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                s.cas_by_version(rec(&k, &format!("writer {i}")).with_version(from))
+                s.cas_by_version(&rec(&k, &format!("writer {i}")).with_version(from))
                     .await
-                    .map(|r| (i, r.version))
+                    .map(|v| (i, v))
             })
         })
         .collect();
@@ -798,7 +789,7 @@ async fn concurrent_creates_have_one_winner(s: Arc<dyn RecordStore>) {
                 let (s, k, barrier) = (Arc::clone(&s), k.clone(), Arc::clone(&barrier));
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    s.create(rec(&k, &format!("creator {i}"))).await.map(|v| (i, v))
+                    s.create(&rec(&k, &format!("creator {i}"))).await.map(|v| (i, v))
                 })
             })
             .collect();
@@ -839,7 +830,7 @@ async fn concurrent_cas_increments_are_exact(s: Arc<dyn RecordStore>) {
                         let cur = s.get(&k).await.expect("get counter");
                         let n: u64 = std::str::from_utf8(&cur.value).unwrap().parse().unwrap();
                         match s
-                            .cas_by_version(rec(&k, &(n + 1).to_string()).with_version(cur.version))
+                            .cas_by_version(&rec(&k, &(n + 1).to_string()).with_version(cur.version))
                             .await
                         {
                             Ok(_) => break,
@@ -1004,7 +995,7 @@ async fn run_model(s: &dyn RecordStore, prefix: &str, ops: Vec<Op>) -> Result<()
                     expires_at: e.at(),
                     ..Record::new(key(&k), vec![*value])
                 };
-                match (model.get(&k).cloned(), s.create(r).await) {
+                match (model.get(&k).cloned(), s.create(&r).await) {
                     (None, Ok(v)) => issued.wrote(&mut model, k, *value, *e, v).map_err(ctx)?,
                     (Some((_, cur, _)), Err(Error::AlreadyExists { version, .. })) if version == cur => {}
                     (want, got) => fail!("model {want:?}, got {got:?}"),
@@ -1016,13 +1007,13 @@ async fn run_model(s: &dyn RecordStore, prefix: &str, ops: Vec<Op>) -> Result<()
                     expires_at: e.at(),
                     ..Record::new(key(&k), vec![*value])
                 };
-                match s.put(r).await {
-                    Ok(r) => issued.wrote(&mut model, k, *value, *e, r.version).map_err(ctx)?,
+                match s.put(&r).await {
+                    Ok(v) => issued.wrote(&mut model, k, *value, *e, v).map_err(ctx)?,
                     Err(e) => fail!("put failed: {e}"),
                 }
             }
             Op::PutMany(writes) => {
-                let records = writes
+                let records: Vec<Record> = writes
                     .iter()
                     .map(|(i, value, e)| Record {
                         expires_at: e.at(),
@@ -1030,7 +1021,7 @@ async fn run_model(s: &dyn RecordStore, prefix: &str, ops: Vec<Op>) -> Result<()
                     })
                     .collect();
                 let versions = s
-                    .put_many(records)
+                    .put_many(&records)
                     .await
                     .map_err(|e| ctx(format!("put_many: {e}")))?;
                 if versions.len() != writes.len() {
@@ -1052,10 +1043,10 @@ async fn run_model(s: &dyn RecordStore, prefix: &str, ops: Vec<Op>) -> Result<()
                     expires_at: e.at(),
                     ..Record::new(key(&k), vec![*value]).with_version(from.clone())
                 };
-                let got = s.cas_by_version(r).await;
+                let got = s.cas_by_version(&r).await;
                 match (&current, got) {
-                    (Some(cur), Ok(r)) if *cur == from => {
-                        issued.wrote(&mut model, k, *value, *e, r.version).map_err(ctx)?
+                    (Some(cur), Ok(v)) if *cur == from => {
+                        issued.wrote(&mut model, k, *value, *e, v).map_err(ctx)?
                     }
                     (Some(cur), Err(e)) if *cur != from && e.is_conflict() => {}
                     (None, Err(e)) if e.is_not_found() => {}
