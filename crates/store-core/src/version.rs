@@ -64,6 +64,15 @@ impl Version {
         }
     }
 
+    /// The text, if this is a textual version (not a number, not empty). Clones of one
+    /// version share this text: the same address means the same version.
+    pub fn as_text(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text(text) => Some(text),
+            Repr::Empty | Repr::Number(_) => None,
+        }
+    }
+
     /// The empty version, which no backend ever produces. It stands for "no version yet"
     /// (for example in a [`Record`](crate::Record) about to be created) and never matches a
     /// stored object.
@@ -114,6 +123,17 @@ impl fmt::Debug for Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_textual_versions_have_text_and_clones_share_it() {
+        let v = Version::from("etag-1");
+        assert_eq!(v.as_text(), Some("etag-1"));
+        let copy = v.clone();
+        assert_eq!(copy.as_text().map(str::as_ptr), v.as_text().map(str::as_ptr));
+        assert_eq!(Version::from(7).as_text(), None);
+        assert_eq!(Version::parse("7").as_text(), None);
+        assert_eq!(Version::empty().as_text(), None);
+    }
 
     #[test]
     fn numbers_round_trip_and_compare() {

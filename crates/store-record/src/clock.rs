@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
+
+use crate::envelope::{from_nanos, to_nanos};
 
 /// A source of wall-clock time. Expiry is decided by comparing a record's `expires_at` with
 /// [`Clock::now`].
@@ -57,9 +59,8 @@ impl Clock for SystemClock {
     }
 
     fn reached(&self, t: SystemTime) -> bool {
-        if coarse_now()
-            .and_then(|c| c.checked_add(COARSE_SLACK))
-            .is_some_and(|c| c < t)
+        if let Some(nanos) = to_nanos(t)
+            && coarse_far_from(nanos)
         {
             return false;
         }
@@ -67,17 +68,33 @@ impl Clock for SystemClock {
     }
 }
 
-/// The coarse wall clock, where the platform has one.
+/// [`SystemClock::reached`] for a time given in nanoseconds since the Unix epoch, without
+/// converting it unless it is close.
+pub(crate) fn system_reached_nanos(nanos: u64) -> bool {
+    if coarse_far_from(nanos) {
+        return false;
+    }
+    SystemTime::now() >= from_nanos(nanos)
+}
+
+/// Whether `nanos` is more than [`COARSE_SLACK`] past the coarse clock (so certainly not
+/// reached yet).
+fn coarse_far_from(nanos: u64) -> bool {
+    const SLACK: u64 = COARSE_SLACK.as_nanos() as u64;
+    coarse_nanos().is_some_and(|coarse| coarse.saturating_add(SLACK) < nanos)
+}
+
+/// The coarse wall clock in nanoseconds since the Unix epoch, where the platform has one.
 #[cfg(target_os = "linux")]
-fn coarse_now() -> Option<SystemTime> {
+fn coarse_nanos() -> Option<u64> {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     let secs = u64::try_from(ts.tv_sec).ok()?;
-    let nanos = u32::try_from(ts.tv_nsec).ok()?;
-    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn coarse_now() -> Option<SystemTime> {
+fn coarse_nanos() -> Option<u64> {
     None
 }
 
@@ -131,6 +148,8 @@ impl fmt::Debug for ManualClock {
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     /// `reached` with the coarse shortcut gives the exact clock's answer, at every distance
@@ -147,27 +166,37 @@ mod tests {
             } else {
                 now + Duration::from_millis(ms.unsigned_abs())
             };
-            let got = SystemClock.reached(t);
-            // The exact clock only moves forward between the two reads around the call
+            let nanos = to_nanos(t).unwrap();
+            let got = [SystemClock.reached(t), system_reached_nanos(nanos)];
+            // The exact clock only moves forward between the two reads around the calls
             // (barring a step of the wall clock): `t` reached before means reached after.
             let after = SystemTime::now() >= t;
             if now >= t {
-                assert!(got, "{ms} ms from now: not reached, but the time is past it");
+                assert_eq!(
+                    got, [true; 2],
+                    "{ms} ms from now: not reached, but the time is past it"
+                );
             }
             if !after {
-                assert!(!got, "{ms} ms from now: reached, but the time is before it");
+                assert_eq!(
+                    got, [false; 2],
+                    "{ms} ms from now: reached, but the time is before it"
+                );
             }
         }
         assert!(SystemClock.reached(UNIX_EPOCH));
         assert!(SystemClock.reached(UNIX_EPOCH - Duration::from_secs(86_400)));
-        let far = UNIX_EPOCH + Duration::from_secs(60 * 365 * 86_400 * 10);
+        let far = UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
         assert!(!SystemClock.reached(far));
+        assert!(!system_reached_nanos(to_nanos(far).unwrap()));
+        assert!(system_reached_nanos(0));
+        assert!(!SystemClock.reached(UNIX_EPOCH + Duration::from_nanos(u64::MAX) + Duration::from_secs(1)));
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn the_coarse_clock_is_close_behind_the_exact_one() {
-        let coarse = coarse_now().expect("Linux has a coarse clock");
+        let coarse = from_nanos(coarse_nanos().expect("Linux has a coarse clock"));
         let exact = SystemTime::now();
         let behind = exact.duration_since(coarse).unwrap_or_default();
         assert!(behind < COARSE_SLACK, "coarse clock {behind:?} behind");

@@ -18,8 +18,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{Buf, Bytes};
 use store_core::{Error, Key, Result};
 
-use crate::clock::Clock;
-
 /// The first byte of every record envelope.
 pub(crate) const MAGIC: u8 = 0xD5;
 /// The envelope format this crate writes (and the only one it reads).
@@ -31,15 +29,16 @@ const EXPIRY_LEN: usize = 8;
 /// A decoded envelope: the value and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Envelope {
-    pub(crate) expires_at: Option<SystemTime>,
+    /// The expiry as stored, in nanoseconds since the Unix epoch (checked for expiry as it
+    /// is, and converted to a time only for a record handed out).
+    pub(crate) expiry: Option<u64>,
     pub(crate) value: Bytes,
 }
 
 impl Envelope {
-    /// Whether the record has expired by `clock` (an expiry equal to the time has passed).
-    /// The clock is only asked for a record that has an expiry.
-    pub(crate) fn has_expired(&self, clock: &dyn Clock) -> bool {
-        self.expires_at.is_some_and(|t| clock.reached(t))
+    /// The expiry as a time.
+    pub(crate) fn expires_at(&self) -> Option<SystemTime> {
+        self.expiry.map(from_nanos)
     }
 }
 
@@ -54,12 +53,31 @@ pub(crate) fn encode(
     value: &Bytes,
     expires_at: Option<SystemTime>,
 ) -> Result<Bytes> {
-    let expiry = match expires_at {
-        None => None,
-        Some(t) => Some(to_nanos(t).ok_or_else(|| {
-            Error::invalid_input(op, Some(key), format!("expiry {t:?} is after the year 2554"))
-        })?),
-    };
+    Ok(encode_nanos(value, expiry_nanos(op, key, expires_at)?))
+}
+
+/// `expires_at` as the envelope stores it: nanoseconds since the Unix epoch (0 for an
+/// expiry before it); [`Error::InvalidInput`] after the year 2554.
+pub(crate) fn expiry_nanos(
+    op: &'static str,
+    key: &Key,
+    expires_at: Option<SystemTime>,
+) -> Result<Option<u64>> {
+    match expires_at {
+        None => Ok(None),
+        Some(t) => match to_nanos(t) {
+            Some(nanos) => Ok(Some(nanos)),
+            None => Err(Error::invalid_input(
+                op,
+                Some(key),
+                format!("expiry {t:?} is after the year 2554"),
+            )),
+        },
+    }
+}
+
+/// Encodes `value` with an expiry already in nanoseconds (see [`expiry_nanos`]).
+pub(crate) fn encode_nanos(value: &Bytes, expiry: Option<u64>) -> Bytes {
     // Exactly the envelope's size: a `Vec` that is full converts to `Bytes` without
     // another allocation (a spare byte would make `Bytes` allocate a shared header).
     let header = if expiry.is_some() {
@@ -76,7 +94,7 @@ pub(crate) fn encode(
         None => out.extend_from_slice(&[MAGIC, FORMAT_VERSION, 0]),
     }
     out.extend_from_slice(value);
-    Ok(Bytes::from(out))
+    Bytes::from(out)
 }
 
 /// Decodes the object stored at `key`. The value is `data` itself, advanced past the
@@ -100,25 +118,23 @@ pub(crate) fn decode(key: &Key, mut data: Bytes) -> Result<Envelope> {
     if flags & !FLAG_EXPIRY != 0 {
         return Err(corrupt(format!("unknown flags {flags:#010b}")));
     }
-    let expires_at = if flags & FLAG_EXPIRY != 0 {
+    let expiry = if flags & FLAG_EXPIRY != 0 {
         let Some(raw) = data.get(HEADER_LEN..HEADER_LEN + EXPIRY_LEN) else {
             return Err(corrupt(format!("{} bytes, expiry truncated", data.len())));
         };
         let mut nanos = [0u8; EXPIRY_LEN];
         nanos.copy_from_slice(raw);
         data.advance(HEADER_LEN + EXPIRY_LEN);
-        Some(from_nanos(u64::from_be_bytes(nanos)))
+        Some(u64::from_be_bytes(nanos))
     } else {
         data.advance(HEADER_LEN);
         None
     };
-    Ok(Envelope {
-        expires_at,
-        value: data,
-    })
+    Ok(Envelope { expiry, value: data })
 }
 
-fn to_nanos(t: SystemTime) -> Option<u64> {
+/// `t` in nanoseconds since the Unix epoch: 0 before it, `None` after the year 2554.
+pub(crate) fn to_nanos(t: SystemTime) -> Option<u64> {
     match t.duration_since(UNIX_EPOCH) {
         // In 64 bits: cheaper than `as_nanos`' 128-bit product, and this is on every write.
         Ok(d) => d
@@ -129,7 +145,8 @@ fn to_nanos(t: SystemTime) -> Option<u64> {
     }
 }
 
-fn from_nanos(nanos: u64) -> SystemTime {
+/// The time `nanos` nanoseconds after the Unix epoch.
+pub(crate) fn from_nanos(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
@@ -178,7 +195,7 @@ mod tests {
     fn expiry_edges() {
         let before_epoch = UNIX_EPOCH - Duration::from_secs(5);
         let e = encode("put", &k(), &Bytes::new(), Some(before_epoch)).unwrap();
-        assert_eq!(decode(&k(), e).unwrap().expires_at, Some(UNIX_EPOCH));
+        assert_eq!(decode(&k(), e).unwrap().expires_at(), Some(UNIX_EPOCH));
         let too_late = UNIX_EPOCH + Duration::from_secs(u64::MAX / 1_000_000_000 + 1);
         let e = encode("put", &k(), &Bytes::new(), Some(too_late)).unwrap_err();
         assert!(
@@ -218,7 +235,7 @@ mod tests {
             let mut data = vec![MAGIC, FORMAT_VERSION, flags];
             data.extend_from_slice(&rest);
             if let Ok(env) = decode(&k(), Bytes::from(data.clone())) {
-                let again = encode("put", &k(), &env.value, env.expires_at).unwrap();
+                let again = encode("put", &k(), &env.value, env.expires_at()).unwrap();
                 prop_assert_eq!(&again[..], &data[..]);
             }
         }
@@ -233,7 +250,8 @@ mod tests {
             let value = Bytes::from(value);
             let data = encode("put", &k(), &value, at).unwrap();
             let env = decode(&k(), data).unwrap();
-            let want = Envelope { expires_at: at, value };
+            prop_assert_eq!(env.expires_at(), at);
+            let want = Envelope { expiry: nanos, value };
             prop_assert_eq!(env, want);
         }
     }
