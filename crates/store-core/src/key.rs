@@ -86,6 +86,7 @@ impl Key {
     /// An index in `0..n` spread by the key's bytes, for striped locks and tables inside
     /// one process (FxHash: cheap, not flood-resistant — a collision only shares a stripe —
     /// and not stable across builds, so never part of anything stored). `n` must not be 0.
+    #[inline]
     pub fn stripe(&self, n: usize) -> usize {
         let mut hasher = rustc_hash::FxHasher::default();
         std::hash::Hasher::write(&mut hasher, self.0.as_bytes());

@@ -60,7 +60,8 @@ impl Stripes {
     }
 
     pub(crate) fn get(&self, key: &Key) -> &Stripe {
-        &self.stripes[key.stripe(self.stripes.len())]
+        // `STRIPES`, not the slice's length: a constant divisor is a mask, not a division.
+        &self.stripes[key.stripe(STRIPES)]
     }
 }
 
