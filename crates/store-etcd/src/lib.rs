@@ -63,8 +63,9 @@
 //!
 //! # Expiry granularity
 //!
-//! A record's `expires_at` is stored to the millisecond (a record read back carries it
-//! truncated to the millisecond) and honoured exactly by every
+//! A record's `expires_at` is stored to the millisecond (truncated: the store may treat a
+//! record as expired up to a millisecond before the caller's own copy says, and a record
+//! read back carries the truncated time) and honoured exactly by every
 //! operation (reads compare it with the client's clock; transactions compare it inside
 //! etcd). The physical deletion is etcd's lease, in whole seconds and never early: a record
 //! stays on disk up to about two seconds past its expiry (etcd's minimum lease TTL and the

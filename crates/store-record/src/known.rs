@@ -30,11 +30,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use store_core::{Key, Version};
 
 /// Slots per handle (a power of two), allocated on the first write that remembers: about
-/// 320 KiB.
-pub(crate) const SLOTS: usize = 4096;
+/// 80 KiB.
+pub(crate) const SLOTS: usize = 1024;
 
-/// Tags in the low bits of a slot's key word (text addresses are 8-aligned, and two live
-/// allocations are further apart than these bits reach): which kind of version it holds.
+/// Tags in the low bits of a slot's key word: which kind of version it holds. The text of
+/// an `Arc<str>` follows its two counters, so its address has these bits clear; a key whose
+/// address does not (which no allocator in use produces) is simply never remembered.
 const NUMBER: usize = 0b01;
 const TEXT: usize = 0b10;
 const TAGS: usize = 0b11;
@@ -240,6 +241,9 @@ fn index(key: &Key) -> usize {
 /// which is never remembered.
 fn words(key: &Key, version: &Version) -> Option<(usize, u64)> {
     let key_address = key.as_str().as_ptr() as usize;
+    if key_address & TAGS != 0 {
+        return None;
+    }
     if let Some(n) = version.as_u64() {
         return Some((key_address | NUMBER, n));
     }

@@ -129,13 +129,13 @@
 //!   `Capabilities::stable_versions` says a version names one content; on others (a
 //!   `Multi`) the handle remembers nothing. Otherwise the expiry comes from a range read of
 //!   the envelope header (its first 11 bytes), not of the value. A handle remembers one
-//!   version per slot of a 4096-slot table (about 320 KiB, allocated by its first `create`
+//!   version per slot of a 1024-slot table (about 80 KiB, allocated by its first `create`
 //!   or `cas_by_version`); a chain of swaps through one `Record` with numeric versions
 //!   checks and updates it without taking a lock.
-//! - With the default [`SystemClock`], an expiry more than a second away is checked
-//!   against the kernel's coarse clock, which costs a fraction of an exact clock read; a
-//!   closer one against the exact clock (see [`COARSE_SLACK`]). The answer is the exact
-//!   clock's either way.
+//! - With the default [`SystemClock`], an expiry more than [`COARSE_SLACK`] (ten seconds)
+//!   away is checked against the kernel's coarse clock, which costs a fraction of an exact
+//!   clock read; a closer one against the exact clock. See [`SystemClock`] for the one
+//!   assumption this makes, and how to do without it.
 
 mod clock;
 mod envelope;

@@ -482,6 +482,68 @@ async fn the_stored_envelope_is_compact_binary() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains("fmt/plain"), "{e}");
+    // create and cas_by_version refuse it too, naming themselves and the key, and write
+    // nothing.
+    let v = records.get(&plain).await.unwrap().version;
+    for (op, result) in [
+        (
+            "create",
+            records
+                .create(&Record::new(key("fmt/new"), "x").with_expiry(too_late))
+                .await,
+        ),
+        (
+            "cas_by_version",
+            records
+                .cas_by_version(
+                    &Record::new(plain.clone(), "x")
+                        .with_expiry(too_late)
+                        .with_version(v),
+                )
+                .await,
+        ),
+    ] {
+        let e = result.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{op}: {e}");
+        assert!(
+            e.to_string().contains(op) && e.to_string().contains("fmt/"),
+            "{e}"
+        );
+    }
+    assert!(records.get(&key("fmt/new")).await.unwrap_err().is_not_found());
+    assert_eq!(records.get(&plain).await.unwrap().value, "value");
+}
+
+/// With the system clock: a swap from a version this handle wrote, whose expiry is far
+/// off, skips the read; once that expiry has passed (in real time) it is `NotFound`, and
+/// nothing is replaced.
+#[tokio::test]
+async fn known_expiries_are_checked_against_the_system_clock() {
+    let records = Records::new(Recording::default());
+    let k = key("sys/lease");
+    let far = SystemTime::now() + Duration::from_secs(3_600);
+    let v1 = records
+        .create(&Record::new(k.clone(), "1").with_expiry(far))
+        .await
+        .unwrap();
+    let gets = records.backend().gets.load(Ordering::Relaxed);
+    let soon = SystemTime::now() + Duration::from_millis(200);
+    let v2 = records
+        .cas_by_version(&Record::new(k.clone(), "2").with_expiry(soon).with_version(v1))
+        .await
+        .unwrap();
+    assert_eq!(
+        records.backend().gets.load(Ordering::Relaxed),
+        gets,
+        "a read for a known expiry"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = records
+        .cas_by_version(&Record::new(k.clone(), "3").with_expiry(far).with_version(v2))
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert!(records.get(&k).await.unwrap_err().is_not_found());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
