@@ -440,28 +440,26 @@ impl Replica {
         self.all_ok(all).map(drop)
     }
 
-    /// A put to more than one store: in key order, to every sync store, then queued.
+    /// A put to one sync store and the async ones (the common case): in key order, to the
+    /// sync store, then queued. (More than one sync store goes to
+    /// [`put_sync_and_queue`](Self::put_sync_and_queue) from the start, so that its larger
+    /// state is no part of this future; and admission is written out, without the `admit`
+    /// future around it.)
     async fn put_replicated(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        let adm = self.admit("put", key).await?;
-        if self.inner.sync.len() > 1 {
-            // Boxed: this future is large and would otherwise be part of every put's.
-            return Box::pin(self.put_sync_and_queue(key, data, opts, adm)).await;
-        }
+        let adm = match self.try_admit("put", key)? {
+            Some(adm) => adm,
+            None => Box::pin(self.admit_waiting("put", key)).await?,
+        };
         let meta = self.primary().put(key, data.clone(), opts).await?;
         self.enqueue("put", key, Mutation::Put(data), adm)?;
         tracing::trace!(key = %key, version = %meta.version, "replica put");
         Ok(meta)
     }
 
-    /// [`put_replicated`](Self::put_replicated) with more than one sync store: all of them,
-    /// remembering the version each gave, then the queues.
-    async fn put_sync_and_queue(
-        &self,
-        key: &Key,
-        data: Bytes,
-        opts: PutOptions,
-        adm: Admission<'_>,
-    ) -> Result<Meta> {
+    /// A put to more than one sync store: in key order, to all of them, remembering the
+    /// version each gave, then the queues.
+    async fn put_sync_and_queue(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let adm = self.admit("put", key).await?;
         adm.stripe.forget(key);
         let mut metas = self.put_sync(key, &data, opts.mode).await?;
         adm.stripe
@@ -567,6 +565,9 @@ impl Backend for Replica {
         'k: 'async_trait,
         Self: 'async_trait,
     {
+        if self.inner.sync.len() > 1 {
+            return Box::pin(self.put_sync_and_queue(key, data, opts));
+        }
         if self.needs_order() {
             return Box::pin(self.put_replicated(key, data, opts));
         }
