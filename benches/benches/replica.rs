@@ -8,7 +8,9 @@
 //!
 //! After criterion's figures it prints the ratios measured interleaved (see
 //! `store_benches::paired_ratio`): those are the figures to compare with the target. The
-//! first is a floor: the sync put plus a push onto a locked queue and nothing else.
+//! first is a floor: the sync put plus a push onto a locked queue and nothing else. The
+//! second adds, inline and in their cheapest forms, the parts a correct replica needs (the
+//! key's turn, a queue slot, an error-state check).
 
 use std::time::{Duration, Instant};
 
@@ -115,6 +117,41 @@ async fn floor(iters: u64, keys: &[Key]) -> Duration {
     total
 }
 
+/// The floor plus the parts a correct replica cannot do without, each in its cheapest
+/// form and all inline in one boxed future: the key's turn (an uncontended try-lock of an
+/// async mutex picked by the key's hash), a queue slot (a semaphore permit), an error-state
+/// check, and the push. Left out: giving the slot back if the put is cancelled or fails,
+/// the closed flag, waking an idle queue task, and the error paths. [`BATCH`] per store.
+async fn parts(iters: u64, keys: &[Key]) -> Duration {
+    use std::sync::Arc;
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let store: Arc<dyn Backend> = Arc::new(MemoryStore::new());
+        let q = std::sync::Mutex::new(std::collections::VecDeque::<(Key, Bytes)>::with_capacity(1024));
+        let turns: Vec<futures::lock::Mutex<()>> = (0..64).map(|_| futures::lock::Mutex::new(())).collect();
+        let slots = tokio::sync::Semaphore::new(1024);
+        let poisoned = std::sync::atomic::AtomicBool::new(false);
+        let start = Instant::now();
+        for k in &keys[..n] {
+            let f: futures::future::BoxFuture<'_, ()> = Box::pin(async {
+                let turn = turns[k.stripe(64)].try_lock().expect("uncontended");
+                assert!(!poisoned.load(std::sync::atomic::Ordering::SeqCst));
+                slots.try_acquire().expect("room").forget();
+                store
+                    .put(k, data.clone(), PutOptions::default())
+                    .await
+                    .expect("put");
+                q.lock().unwrap().push_back((k.clone(), data.clone()));
+                drop(turn);
+            });
+            f.await;
+        }
+        total += start.elapsed();
+    }
+    total
+}
+
 fn batches(iters: u64) -> impl Iterator<Item = usize> {
     let full = iters / BATCH;
     let rest = iters % BATCH;
@@ -146,6 +183,13 @@ fn put_with_async_copy(c: &mut Criterion) {
         PAIRED_CALLS,
         |n| memory_alone(n, &keys),
         |n| floor(n, &keys),
+    );
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB floor + key turn + slot + check, inline ÷ memory_alone",
+        PAIRED_CALLS,
+        |n| memory_alone(n, &keys),
+        |n| parts(n, &keys),
     );
     paired_ratio(
         &rt,
