@@ -439,8 +439,8 @@ impl<B: Backend> Records<B> {
         let expiry = envelope::expiry_nanos(OP, key, record.expires_at)?;
         let data = envelope::encode_nanos(&record.value, expiry);
         // A version this handle wrote, known to be live: the conditional put alone decides.
-        // (Written out here rather than through `swap`: this is the common case, and one
-        // state machine fewer is measurably faster.)
+        // (It is written out here and the read path is boxed: this is the common case, and
+        // a state machine fewer around it is measurably faster.)
         let known_live = self
             .inner
             .known
