@@ -65,12 +65,12 @@ impl Clock for SystemClock {
     }
 
     fn reached(&self, t: SystemTime) -> bool {
-        if let Some(nanos) = to_nanos(t)
-            && coarse_far_from(nanos)
-        {
-            return false;
+        match to_nanos(t) {
+            // Exact: nanoseconds since the epoch convert back to `t` itself.
+            Some(nanos) if nanos > 0 => system_reached_nanos(nanos),
+            // Before the epoch (stored as 0), or after 2554.
+            _ => SystemTime::now() >= t,
         }
-        SystemTime::now() >= t
     }
 }
 

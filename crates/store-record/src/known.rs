@@ -122,15 +122,7 @@ impl Known {
             }
         }
         let fresh = Some((key.clone(), version.clone()));
-        let mut owned = slot.owned.lock();
-        let claim = slot.claim();
-        slot.key.store(key_word, Ordering::Relaxed);
-        slot.version.store(version_word, Ordering::Relaxed);
-        slot.expiry.store(expiry, Ordering::Relaxed);
-        let old = std::mem::replace(&mut *owned, fresh);
-        slot.release(claim);
-        drop(owned);
-        drop(old);
+        slot.replace(&mut slot.owned.lock(), (key_word, version_word, expiry), fresh);
     }
 
     /// Forgets `key` (it was deleted).
@@ -142,16 +134,23 @@ impl Known {
         if owned.as_ref().is_none_or(|(k, _)| k != key) {
             return;
         }
-        let claim = slot.claim();
-        slot.key.store(0, Ordering::Relaxed);
-        let old = owned.take();
-        slot.release(claim);
-        drop(owned);
-        drop(old);
+        slot.replace(&mut owned, (0, 0, NEVER), None);
     }
 }
 
 impl Slot {
+    /// Shows `words` and owns `fresh` instead of what it had (the caller holds `owned`, this
+    /// slot's lock). The old owned pair is dropped after the claim is released.
+    fn replace(&self, owned: &mut Option<(Key, Version)>, words: Words, fresh: Option<(Key, Version)>) {
+        let claim = self.claim();
+        self.key.store(words.0, Ordering::Relaxed);
+        self.version.store(words.1, Ordering::Relaxed);
+        self.expiry.store(words.2, Ordering::Relaxed);
+        let old = std::mem::replace(owned, fresh);
+        self.release(claim);
+        drop(old);
+    }
+
     /// What the slot shows, if no writer was changing it meanwhile.
     fn read(&self) -> Option<Words> {
         let seq = self.seq.load(Ordering::Acquire);
