@@ -111,8 +111,8 @@
 //!
 //! # Cancellation, close and drop
 //!
-//! - A put first waits for room in **every** async queue, then writes the sync stores, then
-//!   queues the operation everywhere at once. Cancelled while waiting for room, it has done
+//! - A put first waits for its key's turn and for room in **every** async queue, then
+//!   writes the sync stores, then queues the operation everywhere at once. Cancelled while waiting for room, it has done
 //!   nothing at all. Cancelled during the sync writes, some sync stores may hold the new
 //!   object and nothing is queued: those writes cannot be undone (the same is true of a put
 //!   that fails on one sync store). A retried put, or a [`resync`], brings the stores back
@@ -130,13 +130,16 @@
 //! A replica with only sync stores, one of them, is that store: its put costs the same
 //! (1.01× in `cargo bench -p store-benches --bench replica`). With async stores each
 //! mutation also takes the key's turn (so that the sync stores and every queue see the
-//! writes to one key in one order), a slot in every queue (back-pressure), and a push onto
-//! each queue: a 1 KiB put to one `MemoryStore` with one slow async store costs about 1.45×
-//! the store alone while the queue has room. A bare put plus a push onto a locked queue —
-//! no order, no back-pressure, no error state — already costs 1.17× there. Measured by
-//! taking parts out of the replica's own put: the wrapper alone (a `Backend` future around
-//! the store's boxed future) costs about 0.24×, the push 0.08×, the key's turn 0.06× and
-//! the slot up to 0.05×, on this machine, whose atomic operations are slow.
+//! writes to one key in one order), a slot in every queue (back-pressure), and is queued.
+//! Turns, slots and queues sit under one short lock, and a put takes it once: it checks
+//! the turn and the room, starts the store's put and, when that completes at once (as an
+//! in-memory store's does), queues the operation before letting go. A 1 KiB put to one
+//! `MemoryStore` with one slow async store costs about 1.27× the store alone while the
+//! queue has room. What is left is what any such replica does: the lock, a second
+//! reference to the key and to the data for the queue, and a future around the store's.
+//!
+//! The store's put is thus first polled with that lock held: a sync store that blocks the
+//! thread in `poll` (none should) holds up the replica's other writes meanwhile.
 //!
 //! # Deviations from the seed
 //!
@@ -159,6 +162,7 @@
 //! streaming writes (a writer buffers the object and puts it on close).
 
 mod builder;
+mod gate;
 mod health;
 mod merge;
 mod queue;

@@ -1,24 +1,19 @@
 //! The asynchronous side: one FIFO queue and one background task per async store.
 //!
-//! Capacity is a semaphore per store rather than a bound on the queue itself: a put takes one
-//! permit from *every* async store before it writes anything, and the task gives a permit
-//! back only when an operation has been applied (or discarded). So `queue_len` counts
-//! operations not yet applied, including the one in flight, and a put that is cancelled
-//! while waiting for room simply drops the permits it already holds: it is queued
-//! everywhere or nowhere.
-//!
-//! The queue itself is a `VecDeque` under a short lock, not a channel: pushing is a lock,
-//! a push and an unlock, and the task is woken only when it is idle (waiting for work).
+//! The queues and their room are the [`Gate`]'s (see there for how room is counted). The
+//! queue itself is a `VecDeque` under the [`Gate`]'s short lock, not a channel: the
+//! put that queues an operation holds that lock anyway, and the task is woken only when it
+//! is idle (waiting for work).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use store_core::{Backend, DeleteOptions, Error, Key, MultiError, PutOptions, Result};
-use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::sync::Notify;
 
+use crate::gate::{Gate, GateState};
 use crate::health::AsyncHealth;
 use crate::shutdown::ShutdownToken;
 
@@ -31,31 +26,18 @@ pub(crate) enum Mutation {
     Delete,
 }
 
-/// One queued operation. Its slot of the queue (see [`Reservation`]) is given back by the
+/// One queued operation. Its slot of the queue (see [`Reservation`](crate::gate::Reservation)) is given back by the
 /// task once the operation is applied or discarded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct QueuedOp {
     pub(crate) key: Key,
     pub(crate) mutation: Mutation,
 }
 
-/// The operations of one lane not yet taken by its task.
-#[derive(Debug)]
-struct Pending {
-    ops: VecDeque<QueuedOp>,
-    /// Operations ever pushed.
-    enqueued: u64,
-    /// The task found the queue empty and waits on [`Lane::work`].
-    idle: bool,
-    /// The task has stopped: pushes fail.
-    closed: bool,
-}
-
-/// The shared state of one async store's queue.
+/// The shared state of one async store's queue (the queue itself is under the
+/// [`Gate`]'s lock).
 #[derive(Debug)]
 pub(crate) struct Lane {
-    pub(crate) permits: Semaphore,
-    pending: Mutex<Pending>,
     /// Wakes an idle task.
     work: Notify,
     applied: AtomicU64,
@@ -65,17 +47,8 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    fn new(queue_len: usize) -> Self {
+    fn new() -> Self {
         Lane {
-            permits: Semaphore::new(queue_len),
-            pending: Mutex::new(Pending {
-                // Room for the common case up front (at most 1024 operations, about 56 KiB), so
-                // a burst of puts does not reallocate the queue as it grows.
-                ops: VecDeque::with_capacity(queue_len.min(1024)),
-                enqueued: 0,
-                idle: false,
-                closed: false,
-            }),
             work: Notify::new(),
             applied: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -84,50 +57,11 @@ impl Lane {
         }
     }
 
-    /// Queues `op` for the task (its slot was reserved before). False if the task has
-    /// stopped.
-    pub(crate) fn push(&self, op: QueuedOp) -> bool {
-        let mut pending = self.pending.lock();
-        if pending.closed {
-            return false;
-        }
-        pending.ops.push_back(op);
-        pending.enqueued += 1;
-        let wake = std::mem::take(&mut pending.idle);
-        drop(pending);
-        if wake {
-            // Stores a permit if the task has not begun waiting yet: no wake-up is lost.
-            self.work.notify_one();
-        }
-        true
-    }
-
-    /// The next operation; waits while the queue is empty.
-    async fn next(&self) -> QueuedOp {
-        loop {
-            {
-                let mut pending = self.pending.lock();
-                if let Some(op) = pending.ops.pop_front() {
-                    pending.idle = false;
-                    return op;
-                }
-                pending.idle = true;
-            }
-            self.work.notified().await;
-        }
-    }
-
-    /// Stops accepting operations; returns how many were still queued (now dropped).
-    fn close(&self) -> u64 {
-        let mut pending = self.pending.lock();
-        pending.closed = true;
-        let lost = std::mem::take(&mut pending.ops);
-        drop(pending);
-        lost.len() as u64
-    }
-
-    fn enqueued(&self) -> u64 {
-        self.pending.lock().enqueued
+    /// Wakes the task, which found its queue empty. (If it has not begun waiting yet, a
+    /// permit is stored: no wake-up is lost.)
+    #[inline]
+    pub(crate) fn wake(&self) {
+        self.work.notify_one();
     }
 
     fn finished(&self) -> u64 {
@@ -138,12 +72,12 @@ impl Lane {
         self.running.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn health(&self, index: usize) -> AsyncHealth {
+    fn health(&self, index: usize, enqueued: u64) -> AsyncHealth {
         let applied = self.applied.load(Ordering::SeqCst);
         let dropped = self.dropped.load(Ordering::SeqCst);
         AsyncHealth {
             index,
-            queued: self.enqueued().saturating_sub(applied + dropped),
+            queued: enqueued.saturating_sub(applied + dropped),
             applied,
             dropped,
             last_error: self.last_error.lock().clone(),
@@ -162,6 +96,8 @@ pub(crate) struct Core {
     /// Woken after every applied or discarded operation and when a task stops.
     progress: Notify,
     pub(crate) lanes: Vec<Lane>,
+    /// The queues and the keys' turns.
+    pub(crate) gate: Gate,
 }
 
 impl Core {
@@ -170,7 +106,8 @@ impl Core {
             poison: RwLock::new(None),
             poisoned_flag: AtomicBool::new(false),
             progress: Notify::new(),
-            lanes: (0..async_stores).map(|_| Lane::new(queue_len)).collect(),
+            lanes: (0..async_stores).map(|_| Lane::new()).collect(),
+            gate: Gate::new(async_stores, queue_len),
         }
     }
 
@@ -205,7 +142,36 @@ impl Core {
 
     /// How many operations each lane has been given so far.
     pub(crate) fn enqueued(&self) -> Vec<u64> {
-        self.lanes.iter().map(Lane::enqueued).collect()
+        let gate = self.gate.lock();
+        (0..self.lanes.len()).map(|i| gate.enqueued(i)).collect()
+    }
+
+    /// Each lane's health.
+    pub(crate) fn health(&self) -> Vec<AsyncHealth> {
+        let enqueued = self.enqueued();
+        self.lanes
+            .iter()
+            .zip(enqueued)
+            .enumerate()
+            .map(|(i, (lane, enqueued))| lane.health(i, enqueued))
+            .collect()
+    }
+
+    /// Queues `op` for every lane's task. False if a task has stopped (the operation is
+    /// then queued only for the others).
+    #[inline]
+    pub(crate) fn push(&self, gate: &mut GateState, op: QueuedOp) -> bool {
+        gate.push(op, |i| self.lanes[i].wake())
+    }
+
+    /// The next operation for lane `index`; waits while its queue is empty.
+    async fn next(&self, index: usize) -> QueuedOp {
+        loop {
+            if let Some(op) = self.gate.lock().pop(index) {
+                return op;
+            }
+            self.lanes[index].work.notified().await;
+        }
     }
 
     /// Waits until each lane has applied or discarded `targets[i]` operations, or stopped.
@@ -224,64 +190,6 @@ impl Core {
                 return;
             }
             notified.await;
-        }
-    }
-
-    /// Takes one slot in every lane without waiting. `Err(true)` if a lane has stopped,
-    /// `Err(false)` if one is full (or has putters waiting for room).
-    pub(crate) fn try_reserve(&self) -> Result<Reservation<'_>, bool> {
-        let mut r = Reservation {
-            lanes: &self.lanes,
-            taken: 0,
-        };
-        for lane in &self.lanes {
-            match lane.permits.try_acquire() {
-                Ok(permit) => {
-                    permit.forget();
-                    r.taken += 1;
-                }
-                Err(TryAcquireError::Closed) => return Err(true),
-                Err(TryAcquireError::NoPermits) => return Err(false),
-            }
-        }
-        Ok(r)
-    }
-
-    /// Takes one slot in every lane, in lane order, waiting for room. Cancel-safe: slots
-    /// already taken are given back if the future is dropped. `None` if a lane has stopped.
-    pub(crate) async fn reserve(&self) -> Option<Reservation<'_>> {
-        let mut r = Reservation {
-            lanes: &self.lanes,
-            taken: 0,
-        };
-        for lane in &self.lanes {
-            lane.permits.acquire().await.ok()?.forget();
-            r.taken += 1;
-        }
-        Some(r)
-    }
-}
-
-/// One slot taken in each of the first `taken` lanes. Dropped uncommitted (an error, a
-/// cancelled put), it gives them back; committed, the slots travel with the queued
-/// operations and the tasks give them back once those are done.
-#[derive(Debug)]
-pub(crate) struct Reservation<'a> {
-    lanes: &'a [Lane],
-    taken: usize,
-}
-
-impl Reservation<'_> {
-    /// The operation was queued in every lane.
-    pub(crate) fn commit(mut self) {
-        self.taken = 0;
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        for lane in &self.lanes[..self.taken] {
-            lane.permits.add_permits(1);
         }
     }
 }
@@ -333,11 +241,11 @@ pub(crate) async fn run(index: usize, store: Arc<dyn Backend>, core: Arc<Core>, 
         let op = tokio::select! {
             biased;
             stop = &mut stopping => break stop,
-            op = lane.next() => op,
+            op = core.next(index) => op,
         };
         if core.is_poisoned() {
             lane.dropped.fetch_add(1, Ordering::SeqCst);
-            lane.permits.add_permits(1);
+            core.gate.release_slot(index);
             core.progress.notify_waiters();
             continue;
         }
@@ -362,7 +270,7 @@ pub(crate) async fn run(index: usize, store: Arc<dyn Backend>, core: Arc<Core>, 
             }
         }
         // The slot goes back only now: it was taken until the write was done.
-        lane.permits.add_permits(1);
+        core.gate.release_slot(index);
         core.progress.notify_waiters();
     };
     // Poisoned before the queue closes, so that putters woken below report the cause.
@@ -372,8 +280,7 @@ pub(crate) async fn run(index: usize, store: Arc<dyn Backend>, core: Arc<Core>, 
         }));
     }
     // No more sends can succeed, and putters waiting for room wake up with an error.
-    let lost = lane.close();
-    lane.permits.close();
+    let lost = core.gate.close(index);
     lane.dropped.fetch_add(lost, Ordering::SeqCst);
     match stop {
         Stop::Closed => tracing::debug!(store = index, "async replica task finished"),

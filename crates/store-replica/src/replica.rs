@@ -1,8 +1,11 @@
 //! `Replica`: the running object and its `Backend` implementation.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,12 +19,13 @@ use store_core::{
 use tokio::task::JoinHandle;
 
 use crate::builder::ReplicaBuilder;
+use crate::gate::{Reservation, Room, Turn, turn_bit};
 use crate::health::Health;
 use crate::merge;
-use crate::queue::{self, Core, Mutation, QueuedOp, Reservation, Signals};
+use crate::queue::{self, Core, Mutation, QueuedOp, Signals};
 use crate::resync::{ResyncReport, resync};
 use crate::shutdown::ShutdownToken;
-use crate::stripes::{Stripe, Stripes, foreign};
+use crate::stripes::{Stripes, foreign};
 
 /// A store that writes to a set of synchronous stores and queues the same writes for a set
 /// of asynchronous ones. See the [crate documentation](crate) for the full story.
@@ -43,8 +47,8 @@ struct Inner {
     /// Ends the tasks (`closing` after a drain, `dropped` at once).
     signals: Signals,
     closed: AtomicBool,
-    /// Per-key order; `close` and `repair` lock every stripe, so they see no write
-    /// half-way between the sync stores and the queues.
+    /// The version each sync store gave the last write of a key (per-key order and the
+    /// queues are the [gate](crate::gate)'s, in `core`).
     stripes: Stripes,
 }
 
@@ -54,11 +58,10 @@ impl Drop for Inner {
     }
 }
 
-/// A mutation admitted: its key's stripe lock and the queue capacity it needs. Dropping
-/// it (on error or cancellation) releases both.
+/// A mutation admitted: its key's turn (when there is an order to keep) and the queue
+/// capacity it needs. Dropping it (on error or cancellation) gives both back.
 struct Admission<'a> {
-    _order: Option<futures::lock::MutexGuard<'a, ()>>,
-    stripe: &'a Stripe,
+    turn: Option<Turn<'a>>,
     slots: Reservation<'a>,
 }
 
@@ -161,14 +164,7 @@ impl Replica {
         Health {
             poisoned: self.inner.core.poisoned(),
             closed: self.inner.closed.load(Ordering::SeqCst),
-            async_stores: self
-                .inner
-                .core
-                .lanes
-                .iter()
-                .enumerate()
-                .map(|(i, lane)| lane.health(i))
-                .collect(),
+            async_stores: self.inner.core.health(),
         }
     }
 
@@ -195,10 +191,10 @@ impl Replica {
     /// may differ and need a [`resync`].
     pub async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::SeqCst);
-        let quiet = self.inner.stripes.lock_all().await;
+        let quiet = self.inner.core.gate.exclusive().await;
         let targets = self.inner.core.enqueued();
         self.inner.core.drained(&targets).await;
-        // The queues are empty and stay so (every stripe is held): end the tasks.
+        // The queues are empty and stay so (the gate is held exclusively): end the tasks.
         self.inner.signals.closing.cancel();
         drop(quiet);
         let workers = std::mem::take(&mut *self.inner.workers.lock());
@@ -230,7 +226,7 @@ impl Replica {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(closed());
         }
-        let _quiet = self.inner.stripes.lock_all().await;
+        let _quiet = self.inner.core.gate.exclusive().await;
         let targets = self.inner.core.enqueued();
         self.inner.core.drained(&targets).await;
         if self.inner.core.lanes.iter().any(|l| !l.is_running()) {
@@ -281,60 +277,46 @@ impl Replica {
         self.inner.sync.len() + self.inner.async_.len() > 1
     }
 
-    /// The stripe of `key` — or, when no order needs keeping, any stripe (unused, and not
-    /// worth hashing the key for).
-    fn stripe_of(&self, key: &Key) -> &Stripe {
-        if self.needs_order() {
-            self.inner.stripes.get(key)
-        } else {
-            self.inner.stripes.any()
-        }
-    }
-
     /// The uncontended case of [`admit`](Self::admit), with nothing to wait for.
     fn try_admit(&self, op: &'static str, key: &Key) -> Result<Option<Admission<'_>>> {
-        let stripe = self.stripe_of(key);
-        let order = if self.needs_order() {
-            match stripe.write.try_lock() {
-                Some(guard) => Some(guard),
-                None => return Ok(None),
-            }
-        } else {
-            None
-        };
-        // Checked with the key's turn held: `close` sets `closed`, then takes every stripe.
+        let gate = &self.inner.core.gate;
+        let bit = turn_bit(key);
+        let mut state = gate.lock();
+        // Checked under the gate: `close` sets `closed`, then takes the gate exclusively.
         self.check(op)?;
-        match self.inner.core.try_reserve() {
-            Ok(slots) => Ok(Some(Admission {
-                _order: order,
-                stripe,
-                slots,
-            })),
-            Err(false) => Ok(None),
-            Err(true) => Err(self.stopped(op)),
+        if self.needs_order() && !state.turn_free(bit) {
+            return Ok(None);
         }
+        match state.try_reserve(false) {
+            Room::Taken => {}
+            Room::Full => return Ok(None),
+            Room::Stopped => {
+                drop(state);
+                return Err(self.stopped(op));
+            }
+        }
+        let turn = self.needs_order().then(|| state.take_turn(gate, bit));
+        Ok(Some(Admission {
+            turn,
+            slots: Reservation::new(gate),
+        }))
     }
 
     async fn admit_waiting(&self, op: &'static str, key: &Key) -> Result<Admission<'_>> {
         // Not waiting for a turn on a replica that is closed or failed already.
         self.check(op)?;
-        let stripe = self.stripe_of(key);
-        let order = if self.needs_order() {
-            Some(stripe.write.lock().await)
+        let turn = if self.needs_order() {
+            Some(self.inner.core.gate.turn(turn_bit(key)).await)
         } else {
             None
         };
         self.check(op)?;
-        let Some(slots) = self.inner.core.reserve().await else {
+        let Some(slots) = self.inner.core.gate.reserve().await else {
             return Err(self.stopped(op));
         };
         // The replica may have failed while this call waited for room.
         self.check(op)?;
-        Ok(Admission {
-            _order: order,
-            stripe,
-            slots,
-        })
+        Ok(Admission { turn, slots })
     }
 
     /// The error for a call that found an async task stopped: the error state's cause if
@@ -346,40 +328,27 @@ impl Replica {
         }
     }
 
-    /// Queues `mutation` for every async store, using the capacity `adm` reserved: all
-    /// sends are synchronous, so the operation is queued everywhere or (if a task has
-    /// stopped) the call fails.
+    /// Queues `mutation` for every async store, using the capacity `adm` reserved, and
+    /// gives the key's turn back. Queuing never waits, so the operation is queued
+    /// everywhere or (if a task has stopped) the call fails.
     fn enqueue(&self, op: &'static str, key: &Key, mutation: Mutation, adm: Admission<'_>) -> Result<()> {
-        let lanes = &self.inner.core.lanes;
-        if let [lane] = &lanes[..] {
-            // One async store (the common case): the mutation moves straight in.
-            let queued = lane.push(QueuedOp {
+        let core = &self.inner.core;
+        let mut gate = core.gate.lock();
+        let queued = core.push(
+            &mut gate,
+            QueuedOp {
                 key: key.clone(),
                 mutation,
-            });
-            adm.slots.commit();
-            return if queued { Ok(()) } else { Err(self.stopped(op)) };
-        }
-        let Some((last, others)) = lanes.split_last() else {
-            return Ok(());
-        };
-        let mut failed = false;
-        for lane in others {
-            failed |= !lane.push(QueuedOp {
-                key: key.clone(),
-                mutation: mutation.clone(),
-            });
-        }
-        failed |= !last.push(QueuedOp {
-            key: key.clone(),
-            mutation,
-        });
+            },
+        );
+        let released = adm.turn.map(|turn| turn.release(&mut gate));
+        drop(gate);
         // The slots now travel with the queued operations.
         adm.slots.commit();
-        if failed {
-            return Err(self.stopped(op));
+        if let Some(released) = released {
+            released.wake();
         }
-        Ok(())
+        if queued { Ok(()) } else { Err(self.stopped(op)) }
     }
 
     /// Joins the results of a write to several sync stores: all must succeed.
@@ -440,16 +409,11 @@ impl Replica {
         self.all_ok(all).map(drop)
     }
 
-    /// A put to one sync store and the async ones (the common case): in key order, to the
-    /// sync store, then queued. (More than one sync store goes to
-    /// [`put_sync_and_queue`](Self::put_sync_and_queue) from the start, so that its larger
-    /// state is no part of this future; and admission is written out, without the `admit`
-    /// future around it.)
+    /// A put to one sync store and the async ones that has to wait (for the gate, its
+    /// key's turn or queue room; see [`PutOne`]): in key order, to the sync store, then
+    /// queued.
     async fn put_replicated(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        let adm = match self.try_admit("put", key)? {
-            Some(adm) => adm,
-            None => Box::pin(self.admit_waiting("put", key)).await?,
-        };
+        let adm = self.admit("put", key).await?;
         let meta = self.primary().put(key, data.clone(), opts).await?;
         self.enqueue("put", key, Mutation::Put(data), adm)?;
         tracing::trace!(key = %key, version = %meta.version, "replica put");
@@ -460,10 +424,10 @@ impl Replica {
     /// version each gave, then the queues.
     async fn put_sync_and_queue(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         let adm = self.admit("put", key).await?;
-        adm.stripe.forget(key);
+        let stripe = self.inner.stripes.get(key);
+        stripe.forget(key);
         let mut metas = self.put_sync(key, &data, opts.mode).await?;
-        adm.stripe
-            .remember(key, metas.iter().map(|m| m.version.clone()).collect());
+        stripe.remember(key, metas.iter().map(|m| m.version.clone()).collect());
         let meta = metas.swap_remove(0);
         self.enqueue("put", key, Mutation::Put(data), adm)?;
         tracing::trace!(key = %key, version = %meta.version, "replica put");
@@ -553,7 +517,8 @@ impl Backend for Replica {
     /// Hand-written (not `async fn`) so that a replica of one store and no queue hands back
     /// the store's own future: one allocation per put, as with the store alone. Such a put
     /// checks for the error state and `close` when it is called rather than when it is
-    /// first polled.
+    /// first polled. A replica of one sync store and async ones puts through a future
+    /// written out by hand (`PutOne`), which takes the replica's lock once.
     fn put<'s, 'k, 'async_trait>(
         &'s self,
         key: &'k Key,
@@ -568,8 +533,12 @@ impl Backend for Replica {
         if self.inner.sync.len() > 1 {
             return Box::pin(self.put_sync_and_queue(key, data, opts));
         }
-        if self.needs_order() {
-            return Box::pin(self.put_replicated(key, data, opts));
+        if !self.inner.async_.is_empty() {
+            return Box::pin(PutOne {
+                replica: self,
+                key,
+                state: PutState::Start { data, opts },
+            });
         }
         match self.check("put") {
             Ok(()) => self.primary().put(key, data, opts),
@@ -609,7 +578,7 @@ impl Backend for Replica {
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
         let adm = self.admit("delete", key).await?;
         if self.inner.sync.len() > 1 {
-            adm.stripe.forget(key);
+            self.inner.stripes.get(key).forget(key);
         }
         self.delete_sync(key, opts).await?;
         self.enqueue("delete", key, Mutation::Delete, adm)?;
@@ -630,6 +599,178 @@ impl Backend for Replica {
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
         self.check("watch")?;
         self.primary().watch(key, seen).await
+    }
+}
+
+/// A put to one sync store and the async ones, written out as a future so that the common
+/// case takes the [gate](crate::gate)'s lock once: on the first poll, with the lock held, it
+/// checks the error state, that the key's turn is free and that every queue has room, then
+/// starts the store's put and polls it. When that completes at once (an in-memory store's
+/// does) the operation is queued before the lock is let go: its order among writes to the
+/// key is the lock's. Otherwise the turn is marked taken until the write completes and is
+/// queued. Whatever would have to wait (the lock, the turn, room) goes to
+/// [`Replica::put_replicated`] instead.
+///
+/// The store's put is thus first polled with the gate's lock held. A store whose put
+/// blocks the thread for long would hold up the replica's other writes meanwhile (no
+/// store should block in `poll`); one that writes through this same replica would
+/// deadlock (a cycle no composition needs).
+struct PutOne<'a> {
+    replica: &'a Replica,
+    key: &'a Key,
+    state: PutState<'a>,
+}
+
+enum PutState<'a> {
+    /// Not polled yet.
+    Start {
+        data: Bytes,
+        opts: PutOptions,
+    },
+    /// The store's put did not complete at once: it runs holding the key's turn and the
+    /// queue slots.
+    Writing {
+        write: BoxFuture<'a, Result<Meta>>,
+        data: Bytes,
+        turn: Turn<'a>,
+        slots: Reservation<'a>,
+    },
+    /// Something had to wait: the general path.
+    Waiting(BoxFuture<'a, Result<Meta>>),
+    Done,
+}
+
+impl Future for PutOne<'_> {
+    type Output = Result<Meta>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Meta>> {
+        let this = self.get_mut();
+        match &mut this.state {
+            PutState::Start { .. } => this.start(cx),
+            PutState::Writing { write, .. } => match write.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(written) => Poll::Ready(this.written(written)),
+            },
+            PutState::Waiting(general) => general.as_mut().poll(cx),
+            PutState::Done => panic!("replica put polled after it completed"),
+        }
+    }
+}
+
+impl<'a> PutOne<'a> {
+    fn start(&mut self, cx: &mut Context<'_>) -> Poll<Result<Meta>> {
+        let PutState::Start { data, opts } = std::mem::replace(&mut self.state, PutState::Done) else {
+            unreachable!("start is only called in the Start state");
+        };
+        let replica = self.replica;
+        let core = &replica.inner.core;
+        let bit = turn_bit(self.key);
+        // Declared before the lock so that, should the store's put panic, the lock is let
+        // go before the slots (which takes it again) are given back.
+        let slots;
+        let Some(mut gate) = core.gate.try_lock() else {
+            return self.wait(data, opts, cx);
+        };
+        // Checked under the gate: `close` sets `closed`, then takes the gate exclusively.
+        replica.check("put")?;
+        if !gate.turn_free(bit) {
+            drop(gate);
+            return self.wait(data, opts, cx);
+        }
+        match gate.try_reserve(false) {
+            Room::Taken => {}
+            Room::Full => {
+                drop(gate);
+                return self.wait(data, opts, cx);
+            }
+            Room::Stopped => {
+                drop(gate);
+                return Poll::Ready(Err(replica.stopped("put")));
+            }
+        }
+        slots = Reservation::new(&core.gate);
+        let mut write = replica.primary().put(self.key, data.clone(), opts);
+        // The store's answer is handed back as it is (not taken apart and rebuilt): it is
+        // the larger part of the work, and moving it costs.
+        let polled = write.as_mut().poll(cx);
+        match &polled {
+            Poll::Ready(Ok(meta)) => {
+                let queued = core.push(
+                    &mut gate,
+                    QueuedOp {
+                        key: self.key.clone(),
+                        mutation: Mutation::Put(data),
+                    },
+                );
+                drop(gate);
+                slots.commit();
+                if !queued {
+                    return Poll::Ready(Err(replica.stopped("put")));
+                }
+                tracing::trace!(key = %self.key, version = %meta.version, "replica put");
+            }
+            Poll::Ready(Err(_)) => {
+                // The slots go back as they are dropped, which takes the lock.
+                drop(gate);
+                drop(slots);
+            }
+            Poll::Pending => {
+                let turn = gate.take_turn(&core.gate, bit);
+                drop(gate);
+                self.state = PutState::Writing {
+                    write,
+                    data,
+                    turn,
+                    slots,
+                };
+            }
+        }
+        polled
+    }
+
+    /// The store's put, started under the gate, has completed.
+    fn written(&mut self, written: Result<Meta>) -> Result<Meta> {
+        let PutState::Writing {
+            data, turn, slots, ..
+        } = std::mem::replace(&mut self.state, PutState::Done)
+        else {
+            unreachable!("written is only called in the Writing state");
+        };
+        // On an error the turn and the slots go back as they are dropped.
+        let meta = written?;
+        let core = &self.replica.inner.core;
+        let mut gate = core.gate.lock();
+        let queued = core.push(
+            &mut gate,
+            QueuedOp {
+                key: self.key.clone(),
+                mutation: Mutation::Put(data),
+            },
+        );
+        let released = turn.release(&mut gate);
+        drop(gate);
+        slots.commit();
+        released.wake();
+        self.queued(queued, meta)
+    }
+
+    /// Goes the general way, [`Replica::put_replicated`].
+    fn wait(&mut self, data: Bytes, opts: PutOptions, cx: &mut Context<'_>) -> Poll<Result<Meta>> {
+        let mut general = Box::pin(self.replica.put_replicated(self.key, data, opts));
+        let polled = general.as_mut().poll(cx);
+        if polled.is_pending() {
+            self.state = PutState::Waiting(general);
+        }
+        polled
+    }
+
+    #[inline]
+    fn queued(&self, queued: bool, meta: Meta) -> Result<Meta> {
+        if !queued {
+            return Err(self.replica.stopped("put"));
+        }
+        tracing::trace!(key = %self.key, version = %meta.version, "replica put");
+        Ok(meta)
     }
 }
 

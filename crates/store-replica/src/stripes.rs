@@ -1,9 +1,4 @@
-//! Per-key write ordering and the table that lets a secondary sync store answer reads.
-//!
-//! Keys hash onto a fixed set of stripes. A mutation holds its stripe's lock from the sync
-//! writes until it is queued for the async stores, so two writes to the same key reach
-//! every store — sync and async — in the same order. Holding *every* stripe is how `close`
-//! and `repair` exclude mutations.
+//! The table that lets a secondary sync store answer reads.
 //!
 //! The version table maps, for each key last written through this replica, the version
 //! each sync store gave that write. A read answered by a secondary is reported with the
@@ -27,11 +22,10 @@ pub(crate) struct Stripes {
     stripes: Box<[Stripe]>,
 }
 
+/// The keys of one stripe (keys are spread over stripes by hash, so that writes to
+/// different keys rarely share a lock).
 #[derive(Debug, Default)]
 pub(crate) struct Stripe {
-    /// Held across a whole mutation (an async lock: it is held across `.await`). The
-    /// `futures` mutex takes no lock to release when nobody waits, unlike tokio's.
-    pub(crate) write: futures::lock::Mutex<()>,
     /// Per key: the version of the last replicated write in each sync store (index 0 is
     /// the primary).
     versions: Mutex<HashMap<Key, Box<[Version]>>>,
@@ -42,21 +36,6 @@ impl Stripes {
         Stripes {
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
         }
-    }
-
-    /// Locks every stripe: once this returns, no mutation is in progress and none can
-    /// start until the guards are dropped. (For `close` and `repair`.)
-    pub(crate) async fn lock_all(&self) -> Vec<futures::lock::MutexGuard<'_, ()>> {
-        let mut guards = Vec::with_capacity(self.stripes.len());
-        for stripe in &self.stripes {
-            guards.push(stripe.write.lock().await);
-        }
-        guards
-    }
-
-    /// Some stripe, for callers that need none in particular.
-    pub(crate) fn any(&self) -> &Stripe {
-        &self.stripes[0]
     }
 
     pub(crate) fn get(&self, key: &Key) -> &Stripe {

@@ -576,3 +576,168 @@ async fn a_queue_that_closes_during_the_sync_write_fails_the_put() {
     assert!(async_store.is_empty());
     assert_eq!(replica.health().async_stores[0].queued, 0);
 }
+
+/// A put whose sync write does not complete at once holds its key's turn (and its queue
+/// slot) until it does: a put to the same key waits, one to another key does not. Cancelled
+/// meanwhile, it gives both back; completed, it queues before the next write of the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sync_write_holds_its_keys_turn_until_done_or_cancelled() {
+    let sync = Faulty::new(MemoryStore::new());
+    let copy = MemoryStore::new();
+    let replica = Replica::builder()
+        .sync_store(sync.clone())
+        .async_store(copy.clone())
+        .queue_len(2)
+        .build()
+        .unwrap();
+    let k = key("k");
+    let five_s = std::time::Duration::from_secs(5);
+
+    // Cancelled: A hangs in its sync write, B waits for the key, C (another key) does not.
+    sync.inject(Rule::new(FaultOp::Put, Fault::Hang).times(1));
+    let mut a = Box::pin(replica.put_bytes(&k, "a"));
+    assert_pending(&mut a, "a put whose sync write hangs").await;
+    let mut b = Box::pin(replica.put_bytes(&k, "b"));
+    assert_pending(&mut b, "a put waiting for its key's turn").await;
+    replica.put_bytes(&key("other"), "c").await.unwrap();
+    drop(a);
+    tokio::time::timeout(five_s, b)
+        .await
+        .expect("the cancelled put gave the turn back")
+        .unwrap();
+    replica.flush().await.unwrap();
+    assert_eq!(sync.inner().get_bytes(&k).await.unwrap(), "b");
+    assert_eq!(copy.get_bytes(&k).await.unwrap(), "b");
+    assert_eq!(copy.get_bytes(&key("other")).await.unwrap(), "c");
+
+    // Completed: A2's slow write is queued before B2's, which waited for it.
+    sync.inject(Rule::new(FaultOp::Put, Fault::Hang).times(1));
+    let mut a2 = Box::pin(replica.put_bytes(&k, "a2"));
+    assert_pending(&mut a2, "a put whose sync write hangs").await;
+    let mut b2 = Box::pin(replica.put_bytes(&k, "b2"));
+    assert_pending(&mut b2, "a put waiting for its key's turn").await;
+    sync.release();
+    tokio::time::timeout(five_s, a2).await.expect("released").unwrap();
+    tokio::time::timeout(five_s, b2)
+        .await
+        .expect("the turn came back")
+        .unwrap();
+    replica.close().await.unwrap();
+    assert_eq!(sync.inner().get_bytes(&k).await.unwrap(), "b2");
+    assert_eq!(copy.get_bytes(&k).await.unwrap(), "b2");
+    let health = replica.health();
+    assert_eq!(
+        (health.async_stores[0].queued, health.async_stores[0].applied),
+        (0, 4)
+    );
+}
+
+/// A sync store whose put panics (inside the replica's lock, in the common case) takes
+/// nothing down with it: the lock, the key's turn and the queue slot are all given back.
+/// Run on a runtime of its own, in a thread of its own, so that a lock left held fails the
+/// test instead of hanging it.
+#[test]
+fn a_panicking_sync_store_leaves_the_replica_usable() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(panicking_sync_store());
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the replica is usable again after a sync store's panic (no lock left held)");
+}
+
+async fn panicking_sync_store() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A MemoryStore whose next put panics once armed.
+    #[derive(Debug, Clone, Default)]
+    struct Panicky {
+        inner: MemoryStore,
+        armed: Arc<AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl Backend for Panicky {
+        fn capabilities(&self) -> store_core::Capabilities {
+            self.inner.capabilities()
+        }
+        async fn put(
+            &self,
+            key: &Key,
+            data: Bytes,
+            opts: PutOptions,
+        ) -> store_core::Result<store_core::Meta> {
+            if self.armed.swap(false, Ordering::SeqCst) {
+                panic!("injected panic in put");
+            }
+            self.inner.put(key, data, opts).await
+        }
+        async fn writer(
+            &self,
+            key: &Key,
+            opts: PutOptions,
+        ) -> store_core::Result<Box<dyn store_core::ObjectWriter>> {
+            self.inner.writer(key, opts).await
+        }
+        async fn get(
+            &self,
+            key: &Key,
+            opts: store_core::GetOptions,
+        ) -> store_core::Result<store_core::Object> {
+            self.inner.get(key, opts).await
+        }
+        async fn head(&self, key: &Key) -> store_core::Result<store_core::Meta> {
+            self.inner.head(key).await
+        }
+        async fn delete(&self, key: &Key, opts: store_core::DeleteOptions) -> store_core::Result<()> {
+            self.inner.delete(key, opts).await
+        }
+        fn list(
+            &self,
+            opts: ListOptions,
+        ) -> futures::stream::BoxStream<'static, store_core::Result<store_core::Meta>> {
+            self.inner.list(opts)
+        }
+        async fn watch(
+            &self,
+            key: &Key,
+            seen: Option<&store_core::Version>,
+        ) -> store_core::Result<Option<store_core::Version>> {
+            self.inner.watch(key, seen).await
+        }
+    }
+
+    let sync = Panicky::default();
+    let copy = MemoryStore::new();
+    let replica = Replica::builder()
+        .sync_store(sync.clone())
+        .async_store(copy.clone())
+        .queue_len(1)
+        .build()
+        .unwrap();
+    let k = key("k");
+    sync.armed.store(true, Ordering::SeqCst);
+    let panicked = tokio::spawn({
+        let replica = replica.clone();
+        let k = k.clone();
+        async move { replica.put_bytes(&k, "lost").await }
+    });
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(5), panicked)
+        .await
+        .expect("the panic unwound (no lock left held)");
+    assert!(joined.unwrap_err().is_panic());
+    // With one queue slot, this put needs the one the panicked put had taken.
+    tokio::time::timeout(std::time::Duration::from_secs(5), replica.put_bytes(&k, "kept"))
+        .await
+        .expect("the turn and the slot came back")
+        .unwrap();
+    replica.flush().await.unwrap();
+    assert_eq!(copy.get_bytes(&k).await.unwrap(), "kept");
+}
