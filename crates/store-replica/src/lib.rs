@@ -112,8 +112,8 @@
 //! # Cancellation, close and drop
 //!
 //! - A put first waits for its key's turn and for room in **every** async queue, then
-//!   writes the sync stores, then queues the operation everywhere at once. Cancelled while waiting for room, it has done
-//!   nothing at all. Cancelled during the sync writes, some sync stores may hold the new
+//!   writes the sync stores, then queues the operation everywhere at once. Cancelled while
+//!   waiting for room, it has done nothing at all. Cancelled during the sync writes, some sync stores may hold the new
 //!   object and nothing is queued: those writes cannot be undone (the same is true of a put
 //!   that fails on one sync store). A retried put, or a [`resync`], brings the stores back
 //!   in line. A put is never half-queued.

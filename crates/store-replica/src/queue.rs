@@ -26,8 +26,9 @@ pub(crate) enum Mutation {
     Delete,
 }
 
-/// One queued operation. Its slot of the queue (see [`Reservation`](crate::gate::Reservation)) is given back by the
-/// task once the operation is applied or discarded.
+/// One queued operation. Its slot of the queue (see
+/// [`Reservation`](crate::gate::Reservation)) is given back by the task once the operation
+/// is applied or discarded.
 #[derive(Debug, Clone)]
 pub(crate) struct QueuedOp {
     pub(crate) key: Key,

@@ -58,6 +58,10 @@ impl Drop for Inner {
     }
 }
 
+/// The largest queue length accepted: anything near `usize::MAX` is a mistake, and slot
+/// counts must not overflow.
+const MAX_QUEUE_LEN: usize = usize::MAX >> 3;
+
 /// A mutation admitted: its key's turn (when there is an order to keep) and the queue
 /// capacity it needs. Dropping it (on error or cancellation) gives both back.
 struct Admission<'a> {
@@ -99,7 +103,7 @@ impl Replica {
         if b.queue_len == 0 {
             return invalid("queue_len must be at least 1");
         }
-        if b.queue_len > tokio::sync::Semaphore::MAX_PERMITS {
+        if b.queue_len > MAX_QUEUE_LEN {
             return invalid("queue_len is too large");
         }
         let runtime = match (b.async_.is_empty(), tokio::runtime::Handle::try_current()) {
@@ -287,7 +291,7 @@ impl Replica {
         if self.needs_order() && !state.turn_free(bit) {
             return Ok(None);
         }
-        match state.try_reserve(false) {
+        match state.try_reserve() {
             Room::Taken => {}
             Room::Full => return Ok(None),
             Room::Stopped => {
@@ -666,8 +670,10 @@ impl<'a> PutOne<'a> {
         let core = &replica.inner.core;
         let bit = turn_bit(self.key);
         // Declared before the lock so that, should the store's put panic, the lock is let
-        // go before the slots (which takes it again) are given back.
+        // go before the slots are given back (which takes it again) and before the store's
+        // future is dropped (which might call into the replica).
         let slots;
+        let mut write;
         let Some(mut gate) = core.gate.try_lock() else {
             return self.wait(data, opts, cx);
         };
@@ -677,7 +683,7 @@ impl<'a> PutOne<'a> {
             drop(gate);
             return self.wait(data, opts, cx);
         }
-        match gate.try_reserve(false) {
+        match gate.try_reserve() {
             Room::Taken => {}
             Room::Full => {
                 drop(gate);
@@ -689,7 +695,7 @@ impl<'a> PutOne<'a> {
             }
         }
         slots = Reservation::new(&core.gate);
-        let mut write = replica.primary().put(self.key, data.clone(), opts);
+        write = replica.primary().put(self.key, data.clone(), opts);
         // The store's answer is handed back as it is (not taken apart and rebuilt): it is
         // the larger part of the work, and moving it costs.
         let polled = write.as_mut().poll(cx);

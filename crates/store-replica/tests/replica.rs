@@ -633,7 +633,8 @@ async fn a_slow_sync_write_holds_its_keys_turn_until_done_or_cancelled() {
 }
 
 /// A sync store whose put panics (inside the replica's lock, in the common case) takes
-/// nothing down with it: the lock, the key's turn and the queue slot are all given back.
+/// nothing down with it: the lock and the queue slot are given back (the key's turn is not
+/// taken on that path).
 /// Run on a runtime of its own, in a thread of its own, so that a lock left held fails the
 /// test instead of hanging it.
 #[test]
