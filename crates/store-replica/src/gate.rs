@@ -279,7 +279,8 @@ impl Future for InLine<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let mut state = self.gate.state.lock();
-        let Some(id) = self.id else {
+        // (Only this future takes itself out of line, so an id is always found.)
+        let Some(at) = self.id.and_then(|id| state.position(id)) else {
             // Not in line yet: take it at once if it is free. (A free turn has nobody
             // waiting for it: a turn given back is handed on at once. Room alike.)
             match self.want {
@@ -306,12 +307,6 @@ impl Future for InLine<'_> {
             self.id = Some(id);
             return Poll::Pending;
         };
-        let Some(at) = state.position(id) else {
-            // Never happens: only this future takes itself out of line.
-            drop(state);
-            self.id = None;
-            return Poll::Ready(false);
-        };
         if state.line[at].served {
             state.line.remove(at);
             drop(state);
@@ -335,17 +330,23 @@ impl Drop for InLine<'_> {
         let Some(id) = self.id else {
             return;
         };
-        self.gate.give_back(|state| {
-            let Some(waiter) = state.position(id).and_then(|at| state.line.remove(at)) else {
-                return;
-            };
-            match (waiter.want, waiter.served) {
-                (Want::Turn(bit), true) => state.busy &= !bit,
-                (Want::Room, true) => state.queues.iter_mut().for_each(|q| q.used -= 1),
-                (Want::Room, false) => state.room_waiting -= 1,
-                (Want::Turn(_), false) => {}
-            }
-        });
+        let mut state = self.gate.state.lock();
+        let Some(waiter) = state.position(id).and_then(|at| state.line.remove(at)) else {
+            return;
+        };
+        match (waiter.want, waiter.served) {
+            // Not served: it leaves the line, and nothing is freed.
+            (Want::Room, false) => state.room_waiting -= 1,
+            (Want::Turn(_), false) => {}
+            // Served but never polled: what it was handed goes on to the next.
+            (Want::Turn(bit), true) => state.busy &= !bit,
+            (Want::Room, true) => state.queues.iter_mut().for_each(|q| q.used -= 1),
+        }
+        if waiter.served {
+            let served = state.serve(self.gate);
+            drop(state);
+            served.wake();
+        }
     }
 }
 
@@ -408,6 +409,14 @@ impl GateState {
     /// cannot have it stops those behind). Returns whom to wake.
     fn serve<'g>(&mut self, gate: &'g Gate) -> Released<'g> {
         let mut wakers = Vec::new();
+        let exclusive_waiting = self.exclusive_waiting > 0;
+        if self.line.is_empty() {
+            return Released {
+                gate,
+                wakers,
+                exclusive: exclusive_waiting,
+            };
+        }
         let GateState {
             queues,
             queue_len,
@@ -426,7 +435,7 @@ impl GateState {
                 }
                 Want::Turn(_) => false,
                 Want::Room => {
-                    room &= queues.iter().all(|q| !q.closed && q.used < *queue_len);
+                    room = room && queues.iter().all(|q| !q.closed && q.used < *queue_len);
                     if room {
                         queues.iter_mut().for_each(|q| q.used += 1);
                         *room_waiting -= 1;
@@ -441,7 +450,7 @@ impl GateState {
         Released {
             gate,
             wakers,
-            exclusive: self.exclusive_waiting > 0,
+            exclusive: exclusive_waiting,
         }
     }
 
@@ -503,10 +512,10 @@ impl<'a> Turn<'a> {
     /// Gives the turn back under the lock `state` (of this turn's gate); the caller calls
     /// [`Released::wake`] once it has let go of the lock.
     pub(crate) fn release(self, state: &mut GateState) -> Released<'a> {
-        state.busy &= !self.bit;
-        let released = state.serve(self.gate);
-        std::mem::forget(self);
-        released
+        // Not dropped from here on, even should `serve` panic (its drop takes the lock).
+        let turn = std::mem::ManuallyDrop::new(self);
+        state.busy &= !turn.bit;
+        state.serve(turn.gate)
     }
 }
 
@@ -720,17 +729,33 @@ mod tests {
         assert_eq!(gate.lock().queues[0].used, 0);
     }
 
-    #[test]
-    fn release_under_the_lock_hands_the_turn_on() {
+    #[tokio::test]
+    async fn release_under_the_lock_hands_the_turn_on() {
         let gate = Gate::new(0, 1);
-        let mut state = gate.lock();
-        let free = state.turn_free(2);
-        let turn = state.take_turn(&gate, 2);
-        let taken = !state.turn_free(2);
-        let released = turn.release(&mut state);
-        let free_again = state.turn_free(2);
-        drop(state);
+        let (free, taken, free_again, released) = {
+            let mut state = gate.lock();
+            let free = state.turn_free(2);
+            let turn = state.take_turn(&gate, 2);
+            let taken = !state.turn_free(2);
+            let released = turn.release(&mut state);
+            (free, taken, state.turn_free(2), released)
+        };
         released.wake();
         assert!(free && taken && free_again);
+        // With a waiter in line, the turn goes to it.
+        let turn = gate.turn(2).await;
+        let mut next = Box::pin(gate.turn(2));
+        assert!(futures::poll!(next.as_mut()).is_pending());
+        let (handed, released) = {
+            let mut state = gate.lock();
+            let released = turn.release(&mut state);
+            (
+                !state.turn_free(2) && state.line.iter().all(|w| w.served),
+                released,
+            )
+        };
+        released.wake();
+        assert!(handed);
+        assert!(futures::poll!(next.as_mut()).is_ready());
     }
 }

@@ -113,12 +113,17 @@
 //!
 //! - A put first waits for its key's turn and for room in **every** async queue, then
 //!   writes the sync stores, then queues the operation everywhere at once. Cancelled while
-//!   waiting for room, it has done nothing at all. Cancelled during the sync writes, some sync stores may hold the new
-//!   object and nothing is queued: those writes cannot be undone (the same is true of a put
-//!   that fails on one sync store). A retried put, or a [`resync`], brings the stores back
-//!   in line. A put is never half-queued.
+//!   waiting for room, it has done nothing at all. Cancelled during the sync writes, some
+//!   sync stores may hold the new object and nothing is queued: those writes cannot be
+//!   undone (the same is true of a put that fails on one sync store). A retried put, or a
+//!   [`resync`], brings the stores back in line. A put is never half-queued.
+//! - Callers waiting for a turn or for room are served in order, as by a fair semaphore:
+//!   what is given back is handed to the first waiter at once, and a put that is polled,
+//!   then kept but never polled again, holds what it was handed (its key's turn, its
+//!   slots) until it is dropped. Other writes to that key, and `close`, wait for it.
 //! - [`Replica::close`] refuses new calls, waits for those in progress and for the queues to
-//!   drain, and stops the tasks.
+//!   drain, and stops the tasks. (A replica of one sync store and no async ones has nothing
+//!   to drain: its calls are the store's own, and `close` only refuses new ones.)
 //! - Cancelling the [`ShutdownToken`] given to the builder stops the tasks at once; queued
 //!   operations are dropped and counted ([`AsyncHealth::dropped`]) and the replica enters
 //!   its error state with an [`Error::Closed`](store_core::Error::Closed) cause.
