@@ -9,8 +9,10 @@
 //! After criterion's figures it prints the ratios measured interleaved (see
 //! `store_benches::paired_ratio`): those are the figures to compare with the target. The
 //! first is a floor: the sync put plus a push onto a locked queue and nothing else (no
-//! per-key order, no back-pressure, no error state).
+//! per-key order, no back-pressure, no error state). The last has two tasks putting at
+//! once through one replica (and one store), to show what its lock costs under contention.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -100,7 +102,6 @@ async fn replica_sync_only(iters: u64, keys: &[Key]) -> Duration {
 /// and a push onto a locked queue, inside one boxed future (as a `Backend` method's is),
 /// with no per-key order, no back-pressure and no error state. [`BATCH`] per store.
 async fn floor(iters: u64, keys: &[Key]) -> Duration {
-    use std::sync::Arc;
     let data = payload(1024);
     let mut total = Duration::ZERO;
     for n in batches(iters) {
@@ -118,6 +119,51 @@ async fn floor(iters: u64, keys: &[Key]) -> Duration {
             f.await;
         }
         total += start.elapsed();
+    }
+    total
+}
+
+/// Puts from two tasks at once (one per worker thread), each to its own half of `keys`,
+/// into `store`; times the whole.
+async fn put_concurrently(store: Arc<dyn Backend>, keys: &[Key], data: &Bytes) -> Duration {
+    let (a, b) = keys.split_at(keys.len() / 2);
+    let halves = [a.to_vec(), b.to_vec()];
+    let start = Instant::now();
+    let tasks: Vec<_> = halves
+        .into_iter()
+        .map(|half| {
+            let (store, data) = (Arc::clone(&store), data.clone());
+            tokio::spawn(async move { put_batch(&*store, &half, &data).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("put task");
+    }
+    start.elapsed()
+}
+
+/// [`memory_alone`] with two tasks putting at once.
+async fn memory_alone_concurrent(iters: u64, keys: &[Key]) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        total += put_concurrently(Arc::new(MemoryStore::new()), &keys[..n], &data).await;
+    }
+    total
+}
+
+/// [`replica_with_slow_async`] with two tasks putting at once.
+async fn replica_concurrent(iters: u64, keys: &[Key]) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let token = ShutdownToken::new();
+        let replica = slow_async_replica(token.clone());
+        total += put_concurrently(Arc::new(replica.clone()), &keys[..n], &data).await;
+        token.cancel();
+        while replica.health().async_stores.iter().any(|a| a.running) {
+            tokio::task::yield_now().await;
+        }
     }
     total
 }
@@ -167,6 +213,13 @@ fn put_with_async_copy(c: &mut Criterion) {
         PAIRED_CALLS,
         |n| memory_alone(n, &keys),
         |n| replica_with_slow_async(n, &keys),
+    );
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB from 2 tasks at once: sync_memory+async_5ms_queue1024 ÷ memory_alone",
+        PAIRED_CALLS,
+        |n| memory_alone_concurrent(n, &keys),
+        |n| replica_concurrent(n, &keys),
     );
 }
 

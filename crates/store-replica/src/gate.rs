@@ -150,12 +150,6 @@ impl Gate {
         }
     }
 
-    /// The lock, if nobody holds it.
-    #[inline]
-    pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, GateState>> {
-        self.state.try_lock()
-    }
-
     /// The lock.
     pub(crate) fn lock(&self) -> MutexGuard<'_, GateState> {
         self.state.lock()

@@ -143,8 +143,12 @@
 //! queue has room. What is left is what any such replica does: the lock, a second
 //! reference to the key and to the data for the queue, and a future around the store's.
 //!
-//! The store's put is thus first polled with that lock held: a sync store that blocks the
-//! thread in `poll` (none should) holds up the replica's other writes meanwhile.
+//! The store's put is thus first polled with that lock held, so writes through one
+//! replica from several threads take turns for it: with two tasks putting at once the
+//! replica costs 1.1–1.2× the store alone (which has a lock of its own), against 1.0–1.1×
+//! for the previous design (a lock per stripe, taken without the store's put under it),
+//! which cost 1.43× for a single task. A sync store that blocks the thread in `poll` (none
+//! should) holds up the replica's other writes meanwhile.
 //!
 //! # Deviations from the seed
 //!
