@@ -59,32 +59,55 @@ fn put_batch<'a>(store: &'a dyn Backend, keys: &'a [Key], data: &'a Bytes) -> Bo
     })
 }
 
-/// Times `iters` 1 KiB puts into fresh MemoryStores, [`BATCH`] per store.
-async fn memory_alone(iters: u64, keys: &[Key]) -> Duration {
+/// Times `iters` 1 KiB puts into fresh MemoryStores, [`BATCH`] per store, from `tasks`
+/// tasks at once (1 or 2).
+async fn memory_alone(iters: u64, keys: &[Key], tasks: usize) -> Duration {
     let data = payload(1024);
     let mut total = Duration::ZERO;
     for n in batches(iters) {
-        total += put_batch(&MemoryStore::new(), &keys[..n], &data).await;
+        total += timed_puts(Arc::new(MemoryStore::new()), &keys[..n], &data, tasks).await;
     }
     total
 }
 
-/// Times `iters` 1 KiB puts into fresh replicas, [`BATCH`] per replica. Each replica is
-/// shut down and its task gone before the next batch starts, so the clean-up of one batch
-/// does not run (on the other core) during the next.
-async fn replica_with_slow_async(iters: u64, keys: &[Key]) -> Duration {
+/// Times `iters` 1 KiB puts into fresh replicas, [`BATCH`] per replica, from `tasks` tasks
+/// at once (1 or 2). Each replica is shut down and its task gone before the next batch
+/// starts, so the clean-up of one batch does not run (on the other core) during the next.
+async fn replica_with_slow_async(iters: u64, keys: &[Key], tasks: usize) -> Duration {
     let data = payload(1024);
     let mut total = Duration::ZERO;
     for n in batches(iters) {
         let token = ShutdownToken::new();
         let replica = slow_async_replica(token.clone());
-        total += put_batch(&replica, &keys[..n], &data).await;
+        total += timed_puts(Arc::new(replica.clone()), &keys[..n], &data, tasks).await;
         token.cancel();
         while replica.health().async_stores.iter().any(|a| a.running) {
             tokio::task::yield_now().await;
         }
     }
     total
+}
+
+/// Puts `keys` into `store`, from this task ([`put_batch`]) or from two at once (one per
+/// worker thread, each to its own half of `keys`); times the whole.
+async fn timed_puts(store: Arc<dyn Backend>, keys: &[Key], data: &Bytes, tasks: usize) -> Duration {
+    if tasks == 1 {
+        return put_batch(&*store, keys, data).await;
+    }
+    let (a, b) = keys.split_at(keys.len() / 2);
+    let halves = [a.to_vec(), b.to_vec()];
+    let start = Instant::now();
+    let tasks: Vec<_> = halves
+        .into_iter()
+        .map(|half| {
+            let (store, data) = (Arc::clone(&store), data.clone());
+            tokio::spawn(async move { put_batch(&*store, &half, &data).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("put task");
+    }
+    start.elapsed()
 }
 
 /// Times `iters` 1 KiB puts into fresh sync-only replicas, [`BATCH`] per replica.
@@ -123,51 +146,6 @@ async fn floor(iters: u64, keys: &[Key]) -> Duration {
     total
 }
 
-/// Puts from two tasks at once (one per worker thread), each to its own half of `keys`,
-/// into `store`; times the whole.
-async fn put_concurrently(store: Arc<dyn Backend>, keys: &[Key], data: &Bytes) -> Duration {
-    let (a, b) = keys.split_at(keys.len() / 2);
-    let halves = [a.to_vec(), b.to_vec()];
-    let start = Instant::now();
-    let tasks: Vec<_> = halves
-        .into_iter()
-        .map(|half| {
-            let (store, data) = (Arc::clone(&store), data.clone());
-            tokio::spawn(async move { put_batch(&*store, &half, &data).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("put task");
-    }
-    start.elapsed()
-}
-
-/// [`memory_alone`] with two tasks putting at once.
-async fn memory_alone_concurrent(iters: u64, keys: &[Key]) -> Duration {
-    let data = payload(1024);
-    let mut total = Duration::ZERO;
-    for n in batches(iters) {
-        total += put_concurrently(Arc::new(MemoryStore::new()), &keys[..n], &data).await;
-    }
-    total
-}
-
-/// [`replica_with_slow_async`] with two tasks putting at once.
-async fn replica_concurrent(iters: u64, keys: &[Key]) -> Duration {
-    let data = payload(1024);
-    let mut total = Duration::ZERO;
-    for n in batches(iters) {
-        let token = ShutdownToken::new();
-        let replica = slow_async_replica(token.clone());
-        total += put_concurrently(Arc::new(replica.clone()), &keys[..n], &data).await;
-        token.cancel();
-        while replica.health().async_stores.iter().any(|a| a.running) {
-            tokio::task::yield_now().await;
-        }
-    }
-    total
-}
-
 fn batches(iters: u64) -> impl Iterator<Item = usize> {
     let full = iters / BATCH;
     let rest = iters % BATCH;
@@ -182,7 +160,7 @@ fn put_with_async_copy(c: &mut Criterion) {
     let mut g = c.benchmark_group("replica");
     g.throughput(Throughput::Elements(1));
     g.bench_function("put_1KiB/memory_alone", |b| {
-        b.to_async(&rt).iter_custom(|iters| memory_alone(iters, &keys))
+        b.to_async(&rt).iter_custom(|iters| memory_alone(iters, &keys, 1))
     });
     g.bench_function("put_1KiB/replica_sync_only", |b| {
         b.to_async(&rt)
@@ -190,36 +168,36 @@ fn put_with_async_copy(c: &mut Criterion) {
     });
     g.bench_function("put_1KiB/sync_memory+async_5ms_queue1024", |b| {
         b.to_async(&rt)
-            .iter_custom(|iters| replica_with_slow_async(iters, &keys))
+            .iter_custom(|iters| replica_with_slow_async(iters, &keys, 1))
     });
     g.finish();
     paired_ratio(
         &rt,
         "replica/put_1KiB bare put + queue push (the floor) ÷ memory_alone",
         PAIRED_CALLS,
-        |n| memory_alone(n, &keys),
+        |n| memory_alone(n, &keys, 1),
         |n| floor(n, &keys),
     );
     paired_ratio(
         &rt,
         "replica/put_1KiB sync_only ÷ memory_alone",
         PAIRED_CALLS,
-        |n| memory_alone(n, &keys),
+        |n| memory_alone(n, &keys, 1),
         |n| replica_sync_only(n, &keys),
     );
     paired_ratio(
         &rt,
         "replica/put_1KiB sync_memory+async_5ms_queue1024 ÷ memory_alone",
         PAIRED_CALLS,
-        |n| memory_alone(n, &keys),
-        |n| replica_with_slow_async(n, &keys),
+        |n| memory_alone(n, &keys, 1),
+        |n| replica_with_slow_async(n, &keys, 1),
     );
     paired_ratio(
         &rt,
         "replica/put_1KiB from 2 tasks at once: sync_memory+async_5ms_queue1024 ÷ memory_alone",
         PAIRED_CALLS,
-        |n| memory_alone_concurrent(n, &keys),
-        |n| replica_concurrent(n, &keys),
+        |n| memory_alone(n, &keys, 2),
+        |n| replica_with_slow_async(n, &keys, 2),
     );
 }
 
