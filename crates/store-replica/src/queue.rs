@@ -1,9 +1,9 @@
 //! The asynchronous side: one FIFO queue and one background task per async store.
 //!
-//! The queues and their room are the [`Gate`]'s (see there for how room is counted). The
-//! queue itself is a `VecDeque` under the [`Gate`]'s short lock, not a channel: the
-//! put that queues an operation holds that lock anyway, and the task is woken only when it
-//! is idle (waiting for work).
+//! The queues and their room are the [`Gate`]'s (see there for how room is counted): each
+//! queue is a `VecDeque` under the gate's short lock, not a channel, since the put that
+//! queues an operation holds that lock anyway. A task is woken only when it is idle
+//! (waiting for work).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -97,7 +97,7 @@ pub(crate) struct Core {
     /// Woken after every applied or discarded operation and when a task stops.
     progress: Notify,
     pub(crate) lanes: Vec<Lane>,
-    /// The queues and the keys' turns.
+    /// The queues, their room and the keys' turns.
     pub(crate) gate: Gate,
 }
 

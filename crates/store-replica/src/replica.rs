@@ -413,9 +413,8 @@ impl Replica {
         self.all_ok(all).map(drop)
     }
 
-    /// A put to one sync store and the async ones that has to wait (for the gate, its
-    /// key's turn or queue room; see [`PutOne`]): in key order, to the sync store, then
-    /// queued.
+    /// A put to one sync store and the async ones that has to wait (for its key's turn or
+    /// for queue room; see [`PutOne`]): in key order, to the sync store, then queued.
     async fn put_replicated(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         let adm = self.admit("put", key).await?;
         let meta = self.primary().put(key, data.clone(), opts).await?;
