@@ -12,7 +12,7 @@ use store_core::{
 use crate::cache::VersionCache;
 use crate::manifest::{Entry, Manifest, Snapshot, new_inline_id, new_object_id};
 use crate::reader::Reader;
-use crate::retry::RetryPolicy;
+use crate::retry::{RetryPolicy, lost_race};
 use crate::writer::Writer;
 
 /// The longest name of an object or mutex in a group, in bytes.
@@ -365,8 +365,8 @@ impl Group {
                 }
                 // Only the cached manifest was stale: check against the current one, at
                 // once (no back-off, no attempt counted).
-                Err(e) if cached && (e.is_conflict() || e.is_already_exists() || e.is_not_found()) => {}
-                Err(e) if e.is_conflict() || e.is_already_exists() || e.is_not_found() => {
+                Err(e) if cached && lost_race(&e) => {}
+                Err(e) if lost_race(&e) => {
                     attempts.conflicted(op, &self.display_names(set)).await?;
                 }
                 Err(e) => return Err(e),
@@ -383,7 +383,7 @@ impl Group {
         let mut last = self.shared.last.as_ref()?.lock();
         let (_, manifest) = last.as_ref()?;
         // Kept as an object (no `inline`): the general path reads it.
-        if manifest.objects.get(name).is_some_and(|e| e.inline.is_none()) {
+        if manifest.is_object(name) {
             return None;
         }
         let (version, manifest) = last.take()?;
@@ -427,7 +427,7 @@ impl Group {
                 Ok(())
             }
             // The manifest moved on (or went away) since this group saw it.
-            Err(e) if e.is_conflict() || e.is_not_found() || e.is_already_exists() => Err(Error::Conflict {
+            Err(e) if lost_race(&e) => Err(Error::Conflict {
                 op: "operate",
                 key: self.display(name),
                 expected: old.map(|old| Version::parse(&old.id)),

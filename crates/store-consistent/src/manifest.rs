@@ -104,9 +104,11 @@ impl Manifest {
                 )
             })
             .collect();
-        let referenced: std::collections::BTreeSet<&str> = objects.values().map(|e| &*e.id).collect();
-        if let Some(id) = contents.keys().find(|id| !referenced.contains(id.as_str())) {
-            return Err(corrupt(format!("inline content {id:?} belongs to no name")));
+        if !contents.is_empty() {
+            let referenced: std::collections::BTreeSet<&str> = objects.values().map(|e| &*e.id).collect();
+            if let Some(id) = contents.keys().find(|id| !referenced.contains(id.as_str())) {
+                return Err(corrupt(format!("inline content {id:?} belongs to no name")));
+            }
         }
         Ok(Manifest {
             serial: m.serial,
@@ -158,6 +160,12 @@ impl Manifest {
         }
         out.push(b'}');
         out.into()
+    }
+
+    /// Whether `name`'s content is kept as an object of its own (not inline, and not
+    /// absent).
+    pub(crate) fn is_object(&self, name: &str) -> bool {
+        self.objects.get(name).is_some_and(|e| e.inline.is_none())
     }
 
     /// Gives `name` the content `entry`, returning the one it replaces. An existing entry

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::group::Group;
 use crate::lease::{Lease, new_holder, now_ms};
 use crate::manifest::to_hex;
+use crate::retry::lost_race;
 
 /// How long a lease lasts unless renewed: ten seconds. A holder that disappears blocks the
 /// mutex for at most this long.
@@ -180,7 +181,7 @@ impl Mutex {
                 tracing::debug!(key = %self.key, token, "mutex locked");
                 Ok(Attempt::Acquired(MutexGuard::start(self, lease, meta.version)))
             }
-            Err(e) if e.is_conflict() || e.is_already_exists() || e.is_not_found() => Ok(Attempt::Raced),
+            Err(e) if lost_race(&e) => Ok(Attempt::Raced),
             Err(e) => Err(e),
         }
     }

@@ -89,12 +89,7 @@ impl Group {
                     let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
                     let old = body.bytes().await?;
                     // Contents kept in the manifest need no caching.
-                    if snap
-                        .manifest
-                        .objects
-                        .get(name)
-                        .is_some_and(|e| e.inline.is_none())
-                    {
+                    if snap.manifest.is_object(name) {
                         self.shared.cache.put(name, &key, &old);
                     }
                     match f(&old) {

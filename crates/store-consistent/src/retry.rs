@@ -113,6 +113,13 @@ impl Attempts {
     }
 }
 
+/// Whether a conditional write failed because another writer got there first (the
+/// version it expected was replaced, was created meanwhile, or is gone): a lost race, to
+/// be retried, as opposed to a failure.
+pub(crate) fn lost_race(e: &Error) -> bool {
+    e.is_conflict() || e.is_already_exists() || e.is_not_found()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

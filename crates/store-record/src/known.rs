@@ -24,7 +24,6 @@
 //! compares the text under the slot's lock.
 
 use parking_lot::Mutex;
-use std::hash::Hasher;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 use store_core::{Key, Version};
@@ -228,12 +227,10 @@ fn backoff(spins: &mut u32) {
     }
 }
 
-/// FxHash: keys are hashed on every `cas_by_version`, and a flood of colliding keys costs
-/// this cache some speed, never correctness.
+/// The slot of `key` (its stripe: FxHash, cheap on every `cas_by_version`; a flood of
+/// colliding keys costs this cache some speed, never correctness).
 fn index(key: &Key) -> usize {
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(key.as_str().as_bytes());
-    (hasher.finish() % SLOTS as u64) as usize
+    key.stripe(SLOTS)
 }
 
 /// The identity of `key` and `version` as a slot shows it; `None` for the empty version,

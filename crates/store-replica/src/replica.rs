@@ -638,8 +638,7 @@ enum PutState<'a> {
     Writing {
         write: BoxFuture<'a, Result<Meta>>,
         data: Bytes,
-        turn: Turn<'a>,
-        slots: Reservation<'a>,
+        admitted: Admission<'a>,
     },
     /// Something had to wait: the general path.
     Waiting(BoxFuture<'a, Result<Meta>>),
@@ -726,8 +725,10 @@ impl<'a> PutOne<'a> {
                 self.state = PutState::Writing {
                     write,
                     data,
-                    turn,
-                    slots,
+                    admitted: Admission {
+                        turn: Some(turn),
+                        slots,
+                    },
                 };
             }
         }
@@ -736,28 +737,16 @@ impl<'a> PutOne<'a> {
 
     /// The store's put, started under the gate, has completed.
     fn written(&mut self, written: Result<Meta>) -> Result<Meta> {
-        let PutState::Writing {
-            data, turn, slots, ..
-        } = std::mem::replace(&mut self.state, PutState::Done)
+        let PutState::Writing { data, admitted, .. } = std::mem::replace(&mut self.state, PutState::Done)
         else {
             unreachable!("written is only called in the Writing state");
         };
         // On an error the turn and the slots go back as they are dropped.
         let meta = written?;
-        let core = &self.replica.inner.core;
-        let mut gate = core.gate.lock();
-        let queued = core.push(
-            &mut gate,
-            QueuedOp {
-                key: self.key.clone(),
-                mutation: Mutation::Put(data),
-            },
-        );
-        let released = turn.release(&mut gate);
-        drop(gate);
-        slots.commit();
-        released.wake();
-        self.queued(queued, meta)
+        self.replica
+            .enqueue("put", self.key, Mutation::Put(data), admitted)?;
+        tracing::trace!(key = %self.key, version = %meta.version, "replica put");
+        Ok(meta)
     }
 
     /// Goes the general way, [`Replica::put_replicated`].
@@ -768,15 +757,6 @@ impl<'a> PutOne<'a> {
             self.state = PutState::Waiting(general);
         }
         polled
-    }
-
-    #[inline]
-    fn queued(&self, queued: bool, meta: Meta) -> Result<Meta> {
-        if !queued {
-            return Err(self.replica.stopped("put"));
-        }
-        tracing::trace!(key = %self.key, version = %meta.version, "replica put");
-        Ok(meta)
     }
 }
 
