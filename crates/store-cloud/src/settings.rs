@@ -11,6 +11,7 @@ use store_core::Backoff;
 /// assert_eq!(s.multipart_threshold, 16 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct CloudSettings {
     /// A streamed `Overwrite` write switches from one buffered PUT to a multipart upload once
     /// it holds this many bytes. Default 8 MiB.

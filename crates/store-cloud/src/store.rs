@@ -466,22 +466,21 @@ fn body_of(key: &Key, r: object_store::GetResult) -> Body {
 impl Backend for CloudStore {
     fn capabilities(&self) -> Capabilities {
         let enforced = self.conditional.load(Ordering::Acquire) == ENFORCED;
-        Capabilities {
-            create: enforced,
-            update: enforced,
+        Capabilities::NONE
+            .with_create(enforced)
+            .with_update(enforced)
             // object_store has no conditional delete: `if_match` is checked, then the
             // object deleted, in two requests.
-            conditional_delete: false,
-            range_reads: true,
-            streaming_writes: true,
-            native_watch: false,
-            durable: true,
-            shared: true,
+            .with_conditional_delete(false)
+            .with_range_reads(true)
+            .with_streaming_writes(true)
+            .with_native_watch(false)
+            .with_durable(true)
+            .with_shared(true)
             // A version is the object's ETag or its write id: one content each.
-            stable_versions: true,
+            .with_stable_versions(true)
             // S3's limit for one object (GCS and Azure allow the same or more).
-            max_object_size: Some(5 << 40),
-        }
+            .with_max_object_size(Some(5 << 40))
     }
 
     #[tracing::instrument(level = "debug", skip(self, data, opts), fields(key = key.as_str(), len = data.len()))]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::body::Object;
@@ -15,8 +14,8 @@ use crate::key::Key;
 use crate::meta::Meta;
 use crate::options::{DeleteOptions, GetOptions, ListOptions, PutOptions};
 use crate::version::Version;
-
 /// A store of objects: the small trait every backend implements.
+
 ///
 /// Conveniences (`put_bytes`, `get_bytes`, `create`, `update`, a read-modify-write loop …)
 /// live in [`BackendExt`](crate::BackendExt), which every `Backend` gets for free. Keeping
@@ -47,131 +46,74 @@ use crate::version::Version;
 pub trait Backend: Send + Sync + Debug + 'static {
     /// What this backend supports and guarantees.
     fn capabilities(&self) -> Capabilities;
-
     /// Stores `data` at `key` atomically, subject to `opts.mode`.
-    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta>;
 
+    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta>;
     /// Opens a writer for a large object. Nothing is visible until
+
     /// [`ObjectWriter::close`], which applies `opts.mode` atomically; dropping the writer
     /// aborts it.
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>>;
-
     /// Reads an object (or a range of it), subject to `opts`' conditions.
+
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object>;
-
     /// Reads an object's metadata.
+
     async fn head(&self, key: &Key) -> Result<Meta>;
-
     /// Deletes an object, subject to `opts.if_match`.
+
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()>;
-
     /// Lists objects in ascending key order.
-    fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>>;
 
+    fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>>;
     /// Waits until `key`'s version differs from `seen` (`None` = absent) and returns the new
+
     /// version, or `None` if the key is now absent.
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>>;
 }
-
 /// A streaming write in progress. Chunks are not visible to readers until `close` commits
+
 /// them all at once; dropping the writer without closing it aborts the write.
 #[async_trait]
 pub trait ObjectWriter: Send + Debug {
     /// Appends a chunk.
     async fn write(&mut self, chunk: Bytes) -> Result<()>;
-
     /// Commits the object atomically, applying the put mode given when the writer was opened.
-    async fn close(self: Box<Self>) -> Result<Meta>;
 
+    async fn close(self: Box<Self>) -> Result<Meta>;
     /// Discards everything written. Dropping the writer does the same, but `abort` reports
+
     /// errors and waits for clean-up to finish.
     async fn abort(self: Box<Self>) -> Result<()>;
 }
 
-// The forwarding impls hand back the inner call's boxed future as it is, instead of
-// boxing a future that awaits it (what `#[async_trait]` on these methods would do): a call
-// through an `Arc<dyn Backend>` allocates once, like a call on the backend itself. The
-// signatures are the ones `#[async_trait]` gives the trait's methods. (The inner method is
-// called when the outer one is, not at the first poll: the same for every `#[async_trait]`
-// backend, whose methods only build their future.)
 macro_rules! forward_backend {
     ($ptr:ident) => {
+        #[async_trait]
         impl<B: Backend + ?Sized> Backend for $ptr<B> {
             fn capabilities(&self) -> Capabilities {
                 (**self).capabilities()
             }
-            fn put<'s, 'k, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                data: Bytes,
-                opts: PutOptions,
-            ) -> BoxFuture<'async_trait, Result<Meta>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).put(key, data, opts)
+            async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+                (**self).put(key, data, opts).await
             }
-            fn writer<'s, 'k, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                opts: PutOptions,
-            ) -> BoxFuture<'async_trait, Result<Box<dyn ObjectWriter>>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).writer(key, opts)
+            async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+                (**self).writer(key, opts).await
             }
-            fn get<'s, 'k, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                opts: GetOptions,
-            ) -> BoxFuture<'async_trait, Result<Object>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).get(key, opts)
+            async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
+                (**self).get(key, opts).await
             }
-            fn head<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<Meta>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).head(key)
+            async fn head(&self, key: &Key) -> Result<Meta> {
+                (**self).head(key).await
             }
-            fn delete<'s, 'k, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                opts: DeleteOptions,
-            ) -> BoxFuture<'async_trait, Result<()>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).delete(key, opts)
+            async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+                (**self).delete(key, opts).await
             }
             fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
                 (**self).list(opts)
             }
-            fn watch<'s, 'k, 'v, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                seen: Option<&'v Version>,
-            ) -> BoxFuture<'async_trait, Result<Option<Version>>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                'v: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).watch(key, seen)
+            async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+                (**self).watch(key, seen).await
             }
         }
     };

@@ -4,16 +4,17 @@
 /// report what the *composite* really guarantees, usually the [`intersection`](Self::intersection)
 /// of their parts.
 ///
-/// Construct with struct-update syntax from [`Capabilities::NONE`] so that new flags added
-/// later default to "not supported":
+/// Build from [`Capabilities::NONE`] with the `with_*` methods, so that flags added later
+/// default to "not supported" (the struct is `#[non_exhaustive]`):
 ///
 /// ```
 /// use store_core::Capabilities;
 ///
-/// let caps = Capabilities { create: true, update: true, ..Capabilities::NONE };
-/// assert!(caps.create && !caps.native_watch);
+/// let caps = Capabilities::NONE.with_create(true).with_update(true);
+/// assert!(caps.create && caps.update && !caps.native_watch);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// `PutMode::Create` is atomic (exactly one of concurrent creators wins).
     pub create: bool,
@@ -40,6 +41,18 @@ pub struct Capabilities {
     pub max_object_size: Option<u64>,
 }
 
+macro_rules! flag_setters {
+    ($($(#[$doc:meta])* $name:ident => $field:ident,)*) => {
+        $(
+            $(#[$doc])*
+            pub const fn $name(mut self, yes: bool) -> Capabilities {
+                self.$field = yes;
+                self
+            }
+        )*
+    };
+}
+
 impl Capabilities {
     /// Nothing supported.
     pub const NONE: Capabilities = Capabilities {
@@ -55,6 +68,31 @@ impl Capabilities {
         max_object_size: None,
     };
 
+    flag_setters! {
+        /// Sets [`create`](Self::create).
+        with_create => create,
+        /// Sets [`update`](Self::update).
+        with_update => update,
+        /// Sets [`conditional_delete`](Self::conditional_delete).
+        with_conditional_delete => conditional_delete,
+        /// Sets [`range_reads`](Self::range_reads).
+        with_range_reads => range_reads,
+        /// Sets [`streaming_writes`](Self::streaming_writes).
+        with_streaming_writes => streaming_writes,
+        /// Sets [`native_watch`](Self::native_watch).
+        with_native_watch => native_watch,
+        /// Sets [`durable`](Self::durable).
+        with_durable => durable,
+        /// Sets [`shared`](Self::shared).
+        with_shared => shared,
+        /// Sets [`stable_versions`](Self::stable_versions).
+        with_stable_versions => stable_versions,
+    }
+    /// Sets [`max_object_size`](Self::max_object_size).
+    pub const fn with_max_object_size(mut self, limit: Option<u64>) -> Capabilities {
+        self.max_object_size = limit;
+        self
+    }
     /// What two backends both guarantee (flags ANDed, the smaller size limit).
     pub fn intersection(self, other: Capabilities) -> Capabilities {
         Capabilities {

@@ -93,36 +93,52 @@
 //! Implement [`Backend`] (seven methods and `capabilities`). A backend that cannot stream
 //! writes returns a [`BufferedWriter`]; one without change notification implements
 //! `watch` with [`poll_watch`]. Then prove it with `store-testkit`'s conformance suite.
+//!
+//! The building blocks the family's own crates share are public, for backends written
+//! elsewhere too:
+//! - [`WatcherRegistry`]: wakes the watchers of a key when the backend changes it (native
+//!   watch without polling);
+//! - [`GlobPattern`]: a glob over keys and the literal prefix to push down to a listing;
+//! - [`merge_listings`]: the k-way merge of sorted listings into their ordered union;
+//! - [`Backoff`] and [`Retries`]: the one backoff and retry budget of every loop that waits
+//!   and tries again (polling, optimistic CAS loops, reconnects).
 
 mod backend;
+mod backoff;
 mod body;
 mod capabilities;
 mod commit;
 mod error;
 mod ext;
+mod glob;
 mod key;
+mod merge;
 mod meta;
 mod options;
 mod record;
 mod version;
 mod watch;
+mod watchers;
 mod writer;
 
+/// Re-exported so implementers use the same versions as the traits.
+pub use async_trait::async_trait;
 pub use backend::{Backend, ObjectWriter};
+pub use backoff::{Backoff, Retries};
 pub use body::{Body, Object};
+pub use bytes::Bytes;
 pub use capabilities::Capabilities;
 pub use commit::{CommitId, Committable, IdempotencyKey};
 pub use error::{Error, ErrorKind, MultiError, Result};
 pub use ext::{BackendExt, DEFAULT_MAX_ATTEMPTS};
+pub use futures::stream::BoxStream;
+pub use glob::GlobPattern;
 pub use key::{Key, MAX_KEY_LEN};
+pub use merge::{Merged, merge_listings};
 pub use meta::Meta;
 pub use options::{ByteRange, DeleteOptions, GetOptions, ListOptions, PutMode, PutOptions};
 pub use record::{Record, RecordStore};
 pub use version::Version;
-pub use watch::{Backoff, poll_watch};
+pub use watch::poll_watch;
+pub use watchers::{WatchGuard, WatcherRegistry};
 pub use writer::BufferedWriter;
-
-/// Re-exported so implementers use the same versions as the traits.
-pub use async_trait::async_trait;
-pub use bytes::Bytes;
-pub use futures::stream::BoxStream;

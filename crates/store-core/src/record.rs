@@ -6,14 +6,13 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::key::Key;
 use crate::version::Version;
-
 /// A versioned value with an optional expiry.
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// The record's key.
@@ -37,26 +36,26 @@ impl Record {
             expires_at: None,
         }
     }
-
     /// Sets the expiry.
+
     pub fn with_expiry(mut self, at: SystemTime) -> Self {
         self.expires_at = Some(at);
         self
     }
-
     /// Sets the version (the one `cas_by_version` expects).
+
     pub fn with_version(mut self, v: Version) -> Self {
         self.version = v;
         self
     }
-
     /// Whether the record has expired at `now`.
+
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
 }
-
 /// A store of [`Record`]s: versioned values with expiry, compare-and-swap, watch and glob
+
 /// listing. An expired record is absent for every operation.
 ///
 /// The writes (`create`, `put`, `put_many`, `cas_by_version`) borrow their records and
@@ -69,136 +68,67 @@ pub trait RecordStore: Send + Sync + Debug + 'static {
     /// fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) carrying the existing
     /// version.
     async fn create(&self, record: &Record) -> Result<Version>;
-
     /// The record at `key`; `NotFound` if absent or expired.
+
     async fn get(&self, key: &Key) -> Result<Record>;
-
     /// The records at `keys`, aligned with the input (`None` where absent or expired).
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>>;
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>>;
     /// Writes the record whatever is there (its version is ignored) and returns the new
+
     /// version.
     async fn put(&self, record: &Record) -> Result<Version>;
-
     /// Writes several records in order (of two with the same key, the later wins); returns
+
     /// their new versions, aligned with the input.
     async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>>;
-
     /// Replaces value *and* expiry only if the stored version equals `record.version`, and
+
     /// returns the new version; otherwise `Conflict` (or `NotFound` if absent or expired).
     async fn cas_by_version(&self, record: &Record) -> Result<Version>;
-
     /// Deletes the record; `NotFound` if absent or expired.
-    async fn delete(&self, key: &Key) -> Result<()>;
 
+    async fn delete(&self, key: &Key) -> Result<()>;
     /// Returns the new version as soon as `key`'s version differs from `version` (at once if
+
     /// it already does); `NotFound` if the key is absent, or is deleted or expires while
     /// waiting. Cancel by dropping the future.
     async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version>;
-
     /// The keys matching a glob `pattern`, in order; `InvalidPattern` if it does not compile.
+
     async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>>;
 }
 
-// As for `Backend`: the forwarding impls hand back the inner boxed future as it is (one
-// allocation per call through an `Arc<dyn RecordStore>`, not two).
 macro_rules! forward_records {
     ($ptr:ident) => {
+        #[async_trait]
         impl<R: RecordStore + ?Sized> RecordStore for $ptr<R> {
-            fn create<'s, 'r, 'async_trait>(
-                &'s self,
-                record: &'r Record,
-            ) -> BoxFuture<'async_trait, Result<Version>>
-            where
-                's: 'async_trait,
-                'r: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).create(record)
+            async fn create(&self, record: &Record) -> Result<Version> {
+                (**self).create(record).await
             }
-            fn get<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<Record>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).get(key)
+            async fn get(&self, key: &Key) -> Result<Record> {
+                (**self).get(key).await
             }
-            fn get_many<'s, 'k, 'async_trait>(
-                &'s self,
-                keys: &'k [Key],
-            ) -> BoxFuture<'async_trait, Result<Vec<Option<Record>>>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).get_many(keys)
+            async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
+                (**self).get_many(keys).await
             }
-            fn put<'s, 'r, 'async_trait>(
-                &'s self,
-                record: &'r Record,
-            ) -> BoxFuture<'async_trait, Result<Version>>
-            where
-                's: 'async_trait,
-                'r: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).put(record)
+            async fn put(&self, record: &Record) -> Result<Version> {
+                (**self).put(record).await
             }
-            fn put_many<'s, 'r, 'async_trait>(
-                &'s self,
-                records: &'r [Record],
-            ) -> BoxFuture<'async_trait, Result<Vec<Version>>>
-            where
-                's: 'async_trait,
-                'r: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).put_many(records)
+            async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
+                (**self).put_many(records).await
             }
-            fn cas_by_version<'s, 'r, 'async_trait>(
-                &'s self,
-                record: &'r Record,
-            ) -> BoxFuture<'async_trait, Result<Version>>
-            where
-                's: 'async_trait,
-                'r: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).cas_by_version(record)
+            async fn cas_by_version(&self, record: &Record) -> Result<Version> {
+                (**self).cas_by_version(record).await
             }
-            fn delete<'s, 'k, 'async_trait>(&'s self, key: &'k Key) -> BoxFuture<'async_trait, Result<()>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).delete(key)
+            async fn delete(&self, key: &Key) -> Result<()> {
+                (**self).delete(key).await
             }
-            fn wait_for_version_change<'s, 'k, 'v, 'async_trait>(
-                &'s self,
-                key: &'k Key,
-                version: &'v Version,
-            ) -> BoxFuture<'async_trait, Result<Version>>
-            where
-                's: 'async_trait,
-                'k: 'async_trait,
-                'v: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).wait_for_version_change(key, version)
+            async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
+                (**self).wait_for_version_change(key, version).await
             }
-            fn list_keys<'s, 'p, 'async_trait>(
-                &'s self,
-                pattern: &'p str,
-            ) -> BoxFuture<'async_trait, Result<BoxStream<'static, Result<Key>>>>
-            where
-                's: 'async_trait,
-                'p: 'async_trait,
-                Self: 'async_trait,
-            {
-                (**self).list_keys(pattern)
+            async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
+                (**self).list_keys(pattern).await
             }
         }
     };

@@ -84,16 +84,15 @@ mod envelope;
 mod error;
 mod listing;
 mod options;
-mod pattern;
 mod records;
 mod store;
 mod watch;
 
 pub use error::EtcdError;
+/// The etcd client this crate uses, for [`EtcdStore::from_client`] and
+
+/// [`EtcdRecords::from_client`].
+pub use etcd_client;
 pub use options::{DEFAULT_MAX_OBJECT_SIZE, ETCD_DEFAULT_MAX_REQUEST_BYTES, EtcdOptions};
 pub use records::EtcdRecords;
 pub use store::EtcdStore;
-
-/// The etcd client this crate uses, for [`EtcdStore::from_client`] and
-/// [`EtcdRecords::from_client`].
-pub use etcd_client;

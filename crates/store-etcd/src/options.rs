@@ -28,6 +28,7 @@ pub const DEFAULT_MAX_OBJECT_SIZE: usize = ETCD_DEFAULT_MAX_REQUEST_BYTES - 8 * 
 /// assert_eq!(opts.endpoints().len(), 2);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EtcdOptions {
     pub(crate) endpoints: Vec<String>,
     pub(crate) key_prefix: String,

@@ -14,8 +14,8 @@ use crate::connection::{Connection, prefix_end, revision_of, version_of};
 use crate::envelope;
 use crate::listing;
 use crate::options::EtcdOptions;
-use crate::pattern::Pattern;
 use crate::watch::{REWATCH_PAUSE, first_change_after};
+use store_core::GlobPattern;
 
 /// Operations per etcd transaction (etcd's `--max-txn-ops` defaults to 128).
 const TXN_OPS: usize = 64;
@@ -432,7 +432,7 @@ impl RecordStore for EtcdRecords {
 
     #[tracing::instrument(level = "debug", skip(self))]
     async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
-        let pattern = Pattern::new(pattern)?;
+        let pattern = GlobPattern::new(pattern)?;
         let start = self.conn.etcd_key_str(pattern.prefix());
         let end = prefix_end(&start);
         let threshold = envelope::live_threshold(SystemTime::now());

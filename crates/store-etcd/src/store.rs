@@ -138,17 +138,15 @@ fn else_kv(resp: &etcd_client::TxnResponse) -> Option<KeyValue> {
 #[async_trait]
 impl Backend for EtcdStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            create: true,
-            update: true,
-            conditional_delete: true,
-            native_watch: true,
-            durable: true,
-            shared: true,
-            stable_versions: true,
-            max_object_size: Some(self.conn.options().max_object_size as u64),
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_create(true)
+            .with_update(true)
+            .with_conditional_delete(true)
+            .with_native_watch(true)
+            .with_durable(true)
+            .with_shared(true)
+            .with_stable_versions(true)
+            .with_max_object_size(Some(self.conn.options().max_object_size as u64))
     }
 
     #[tracing::instrument(level = "debug", skip(self, data, opts), fields(key = %key, size = data.len()))]

@@ -14,6 +14,7 @@ use crate::store::FsStore;
 /// Every level is equally *atomic*: a reader never sees a partial object, whatever
 /// happens. They differ in what is still there after the machine goes down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// No fsync at all. A crash of the *process* loses nothing (the kernel has the data);
     /// a power loss may lose recent puts (each key then shows an older complete version,

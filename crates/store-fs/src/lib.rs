@@ -144,7 +144,6 @@ mod stamp;
 mod store;
 mod sweep;
 mod temp;
-mod watchers;
 mod writer;
 
 pub use builder::{DEFAULT_WATCH_POLL, Durability, FsStoreBuilder};

@@ -17,8 +17,7 @@ use crate::layout::{Located, RACE_RETRIES, locate, prepare_parent, remove_empty_
 use crate::locks::LockTable;
 use crate::stamp;
 use crate::temp::{TempFile, unique_name};
-use crate::watchers::Watchers;
-
+use store_core::WatcherRegistry;
 /// One open store root.
 #[derive(Debug)]
 pub(crate) struct Root {
@@ -27,7 +26,7 @@ pub(crate) struct Root {
     pub(crate) durability: Durability,
     pub(crate) locks: LockTable,
     pub(crate) group: GroupCommit,
-    pub(crate) watchers: Arc<Watchers>,
+    pub(crate) watchers: Arc<WatcherRegistry>,
     pub(crate) watch_poll: Duration,
 }
 
@@ -67,7 +66,7 @@ impl Root {
             durability: opts.durability,
             locks,
             group: GroupCommit::default(),
-            watchers: Arc::new(Watchers::default()),
+            watchers: Arc::new(WatcherRegistry::default()),
             watch_poll: opts.watch_poll,
         })
     }
@@ -80,11 +79,8 @@ impl Root {
     }
 
     fn wake(&self, key: &Key) {
-        if self.watchers.any() {
-            self.watchers.wake(key.as_str());
-        }
+        self.watchers.wake(key);
     }
-
     /// Creates a temp file in `key`'s directory (creating directories as needed).
     pub(crate) fn create_temp(&self, key: &Key, op: &'static str) -> Result<TempFile> {
         for _ in 0..RACE_RETRIES {
@@ -99,7 +95,6 @@ impl Root {
         }
         Err(io_error(op, key, Errno::AGAIN))
     }
-
     /// Renames a fully written temp file into place as `key`'s object, if `mode` allows,
     /// and makes that durable as configured.
     pub(crate) fn commit(
@@ -192,10 +187,10 @@ impl Root {
         tracing::trace!(key = %key, version = %meta.version, size = meta.size, "fs put");
         Ok(meta)
     }
-
     /// Deletes `key`'s object, if `if_match` allows.
     pub(crate) fn delete(&self, key: &Key, if_match: Option<&Version>) -> Result<()> {
         let op = "delete";
+
         let io = |e| io_error(op, key, e);
         let not_found = || Error::NotFound {
             op,
@@ -239,7 +234,6 @@ impl Root {
         Ok(())
     }
 }
-
 /// Applies a put mode to the current object (`None` = absent).
 fn check_mode(mode: &PutMode, current: Option<&Stat>, key: &Key, op: &'static str) -> Result<()> {
     match (mode, current) {
@@ -268,10 +262,10 @@ fn check_mode(mode: &PutMode, current: Option<&Stat>, key: &Key, op: &'static st
         }
     }
 }
-
 /// Whether the filesystem keeps the nanoseconds of an mtime we set.
 fn check_nanosecond_mtimes(internal: BorrowedFd<'_>) -> rustix::io::Result<bool> {
     let name = unique_name();
+
     let fd = rustix::fs::openat(
         internal,
         &name,

@@ -163,18 +163,17 @@ fn stream_file(
 #[async_trait]
 impl Backend for FsStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            create: true,
-            update: true,
-            conditional_delete: true,
-            range_reads: true,
-            streaming_writes: true,
-            native_watch: true,
-            durable: self.root.durability == Durability::Full,
-            shared: true,
-            stable_versions: true,
-            max_object_size: None,
-        }
+        Capabilities::NONE
+            .with_create(true)
+            .with_update(true)
+            .with_conditional_delete(true)
+            .with_range_reads(true)
+            .with_streaming_writes(true)
+            .with_native_watch(true)
+            .with_durable(self.root.durability == Durability::Full)
+            .with_shared(true)
+            .with_stable_versions(true)
+            .with_max_object_size(None)
     }
 
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {

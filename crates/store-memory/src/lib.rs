@@ -35,6 +35,5 @@
 //! ```
 
 mod store;
-mod watchers;
 
 pub use store::MemoryStore;

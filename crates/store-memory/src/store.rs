@@ -16,13 +16,12 @@ use store_core::{
     Object, ObjectWriter, PutMode, PutOptions, Result, Version,
 };
 
-use crate::watchers::Watchers;
-
+use store_core::WatcherRegistry;
 /// How many entries a listing copies out per acquisition of the read lock: large enough to
 /// make listing fast, small enough that a listing never holds up writers for long.
 const LIST_PAGE: usize = 1024;
-
 /// An ordered, concurrent, in-memory [`Backend`].
+
 ///
 /// - **Zero-copy**: a get hands out a reference-counted slice of the stored [`Bytes`]; range
 ///   reads slice it too.
@@ -66,7 +65,7 @@ struct Inner {
     map: RwLock<BTreeMap<Key, Entry>>,
     /// The last version handed out.
     last_version: AtomicU64,
-    watchers: Arc<Watchers>,
+    watchers: Arc<WatcherRegistry>,
 }
 
 #[derive(Clone)]
@@ -92,23 +91,23 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-
     /// The number of objects stored.
+
     pub fn len(&self) -> usize {
         self.inner.map.read().len()
     }
-
     /// True if no object is stored.
+
     pub fn is_empty(&self) -> bool {
         self.inner.map.read().is_empty()
     }
-
     /// Total bytes of object data stored (shared buffers counted once per object).
+
     pub fn bytes_stored(&self) -> u64 {
         self.inner.map.read().values().map(|e| e.data.len() as u64).sum()
     }
-
     /// Number of keys that currently have live watchers. Zero once every watch future has
+
     /// returned or been dropped.
     pub fn watched_keys(&self) -> usize {
         self.inner.watchers.watched_keys()
@@ -117,8 +116,8 @@ impl MemoryStore {
     fn next_version(&self) -> u64 {
         self.inner.last_version.fetch_add(1, Ordering::Relaxed) + 1
     }
-
     /// Called with the write lock held, after a change to `key`. Reading `any()` under the
+
     /// lock is what makes a concurrent `watch` race-free: a watcher either registered before
     /// this point (and is woken) or reads the map after this change (and sees it).
     fn must_wake(&self) -> bool {
@@ -137,15 +136,13 @@ fn version_matches(expected: &Version, actual: u64) -> bool {
 #[async_trait]
 impl Backend for MemoryStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            create: true,
-            update: true,
-            conditional_delete: true,
-            range_reads: true,
-            native_watch: true,
-            stable_versions: true,
-            ..Capabilities::NONE
-        }
+        Capabilities::NONE
+            .with_create(true)
+            .with_update(true)
+            .with_conditional_delete(true)
+            .with_range_reads(true)
+            .with_native_watch(true)
+            .with_stable_versions(true)
     }
 
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
@@ -188,7 +185,7 @@ impl Backend for MemoryStore {
             (meta, self.must_wake())
         };
         if wake {
-            self.inner.watchers.wake(key.as_str());
+            self.inner.watchers.wake(key);
         }
         tracing::trace!(key = %key, version = %meta.version, size = meta.size, "memory put");
         Ok(meta)
@@ -256,7 +253,7 @@ impl Backend for MemoryStore {
             self.must_wake()
         };
         if wake {
-            self.inner.watchers.wake(key.as_str());
+            self.inner.watchers.wake(key);
         }
         tracing::trace!(key = %key, "memory delete");
         Ok(())

@@ -125,15 +125,11 @@ impl MultiWriter {
         // Conditional writes are coordinated by a lock inside this process: another
         // process writing the same backends is not part of that agreement. After a
         // tolerated failure, one composite version names copies that differ.
-        Capabilities {
-            shared: false,
-            stable_versions: false,
-            ..all
-        }
+        all.with_shared(false).with_stable_versions(false)
     }
-
     /// Opens a writer on every backend at once. `opts.mode` is applied at close, against
     /// the composite version (see the crate documentation).
+
     ///
     /// # Errors
     /// If too many backends fail to open a writer for the write mode, a
@@ -142,9 +138,9 @@ impl MultiWriter {
     pub async fn writer(&self, key: &Key, opts: PutOptions) -> Result<FanOutWriter> {
         FanOutWriter::open(Arc::clone(&self.shared), key, opts).await
     }
-
     /// Writes `data` as the whole object, with the same failure points and guarantees as
     /// a streamed write of it in one chunk through [`writer`](Self::writer).
+
     ///
     /// When no backend streams writes (`capabilities().streaming_writes`), the writer would
     /// only hand each backend the whole object in one `put` at commit time, so that is done
@@ -157,16 +153,15 @@ impl MultiWriter {
         }
         commit::put_whole(&self.shared, key, data, opts.mode, false).await
     }
-
     /// `put` through a [`FanOutWriter`], for backends that stream writes.
     pub(crate) async fn put_streamed(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
         let mut w = self.writer(key, opts).await?;
         w.write(data).await?;
         w.finish(false).await
     }
-
     /// The most recent backend failures that successful writes tolerated (at most
     /// [`FAILURE_LOG_LEN`](crate::FAILURE_LOG_LEN), oldest first).
+
     pub fn recent_failures(&self) -> Vec<FailureRecord> {
         self.shared.failures.snapshot()
     }

@@ -10,6 +10,7 @@
 ///
 /// See the crate documentation for what each mode guarantees at each failure point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum WriteMode {
     /// Every backend must commit. A failure before the commit phase aborts every backend's
     /// writer, so no backend shows the new object.

@@ -129,11 +129,8 @@ impl Backend for Multi {
             let fetch = |(i, v): (usize, Version)| {
                 let backend = &self.backends()[i];
                 // `if_match` ties the body to the version in the composite.
-                let o = GetOptions {
-                    range: opts.range.clone(),
-                    if_match: Some(v),
-                    if_none_match: None,
-                };
+                let mut o = GetOptions::default().with_if_match(v);
+                o.range = opts.range.clone();
                 async move { (i, (**backend).get(key, o).await) }
             };
             let mut errors = view.errors;
@@ -252,9 +249,10 @@ impl Backend for Multi {
             }
         }
         let deletes = targets.iter().enumerate().filter_map(|(i, t)| {
-            let if_match = t.clone()?;
+            let mut opts = DeleteOptions::default();
+            opts.if_match = t.clone()?;
             let backend = &shared.backends[i];
-            Some(async move { (i, (**backend).delete(key, DeleteOptions { if_match }).await) })
+            Some(async move { (i, (**backend).delete(key, opts).await) })
         });
         let mut deleted = 0;
         let mut without = targets.iter().filter(|t| t.is_none()).count() - errors.len();

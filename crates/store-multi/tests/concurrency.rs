@@ -55,10 +55,7 @@ impl ObjectWriter for LoggedWriter {
 impl Backend for Logged {
     /// Claims streaming writes, so the fan-out uses (and this logs) the writers.
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            streaming_writes: true,
-            ..self.inner.capabilities()
-        }
+        self.inner.capabilities().with_streaming_writes(true)
     }
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         self.inner.put(key, data, opts).await
@@ -86,9 +83,9 @@ impl Backend for Logged {
         self.inner.watch(key, seen).await
     }
 }
-
 /// Backends 0, 1, 2 take 30, 20 and 10 ms per chunk and per commit. Run one after the
 /// other they would complete 0, 1, 2; run concurrently they complete 2, 1, 0.
+
 fn slow_backends(mode: WriteMode) -> (Vec<Faulty<MemoryStore>>, Log, MultiWriter) {
     let log = Log::default();
     let names = ["b0", "b1", "b2"];
@@ -118,9 +115,9 @@ fn slow_backends(mode: WriteMode) -> (Vec<Faulty<MemoryStore>>, Log, MultiWriter
 fn taken(log: &Log) -> Vec<String> {
     log.lock().clone()
 }
-
 // A current-thread runtime: background work cannot run until the test awaits, so what the
 // log holds at the moment a put returns is exactly what completed before it returned.
+
 #[tokio::test(flavor = "current_thread")]
 async fn all_put_completes_fastest_first_and_returns_after_the_slowest() {
     let (_faulty, log, fan) = slow_backends(WriteMode::All);

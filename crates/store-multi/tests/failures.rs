@@ -514,14 +514,7 @@ async fn capabilities_are_what_every_backend_guarantees() {
     // process (not shared) and a composite version can name copies that differ.
     let common = plain.capabilities().intersection(streaming.capabilities());
     assert!(common.stable_versions);
-    assert_eq!(
-        caps,
-        store_core::Capabilities {
-            shared: false,
-            stable_versions: false,
-            ..common
-        }
-    );
+    assert_eq!(caps, common.with_shared(false).with_stable_versions(false));
     assert!(caps.create && caps.update && !caps.streaming_writes && !caps.shared);
     let streams = Multi::new([Arc::clone(&streaming), streaming]).unwrap();
     assert!(streams.capabilities().streaming_writes);

@@ -140,7 +140,6 @@
 mod clock;
 mod envelope;
 mod known;
-mod pattern;
 mod reaper;
 mod records;
 

@@ -17,16 +17,15 @@ use store_core::{
 use crate::clock::{self, Clock, SystemClock};
 use crate::envelope::{self, Envelope};
 use crate::known::Known;
-use crate::pattern::Pattern;
-
+use store_core::GlobPattern;
 /// How often a `create` or `delete` starts over because another writer changed the key
 /// between its read and its conditional write, before giving up with `Contention`.
 const MAX_ATTEMPTS: u32 = 1_000;
-
 /// Bytes to read to learn a record's expiry without its value (header + expiry).
-const HEADER_PREFIX: u64 = 11;
 
+const HEADER_PREFIX: u64 = 11;
 /// A [`RecordStore`] over any [`Backend`]: versioned values with expiry, compare-and-swap,
+
 /// watch and glob listing.
 ///
 /// Each record is one backend object, so the record's version *is* the object's version:
@@ -49,8 +48,8 @@ struct Inner<B> {
     /// remembered expiry could belong to another copy than the one readers see.
     known: Option<Known>,
 }
-
 /// Configures a [`Records`]: see [`Records::builder`].
+
 pub struct RecordsBuilder<B> {
     backend: B,
     clock: Arc<dyn Clock>,
@@ -68,8 +67,8 @@ impl<B: Backend> RecordsBuilder<B> {
         self.clock = Arc::new(clock);
         self
     }
-
     /// Builds the store.
+
     pub fn build(self) -> Records<B> {
         let known = self.backend.capabilities().stable_versions.then(Known::new);
         Records {
@@ -82,8 +81,8 @@ impl<B: Backend> RecordsBuilder<B> {
         }
     }
 }
-
 /// What is stored at a key, as far as records are concerned.
+
 pub(crate) enum Current {
     Absent,
     /// Present in the backend but past its expiry: absent for every operation, and due to be
@@ -97,8 +96,8 @@ impl<B: Backend> Records<B> {
     pub fn new(backend: B) -> Self {
         Self::builder(backend).build()
     }
-
     /// A builder, to set the clock.
+
     pub fn builder(backend: B) -> RecordsBuilder<B> {
         RecordsBuilder {
             backend,
@@ -106,18 +105,18 @@ impl<B: Backend> Records<B> {
             system_clock: true,
         }
     }
-
     /// The backend underneath.
+
     pub fn backend(&self) -> &B {
         &self.inner.backend
     }
-
     /// The time by this store's clock.
+
     pub fn now(&self) -> SystemTime {
         self.inner.clock.now()
     }
-
     /// Whether a version expiring at `expiry` (nanoseconds since the Unix epoch; `None`:
+
     /// never) is still live by this store's clock.
     fn live_until(&self, expiry: Option<u64>) -> bool {
         match expiry {
@@ -126,8 +125,8 @@ impl<B: Backend> Records<B> {
             Some(nanos) => !self.inner.clock.reached(envelope::from_nanos(nanos)),
         }
     }
-
     /// Reads the record at `key`.
+
     async fn read(&self, key: &Key) -> Result<Current> {
         let obj = match self.inner.backend.get(key, GetOptions::default()).await {
             Ok(obj) => obj,
@@ -167,8 +166,8 @@ impl<B: Backend> Records<B> {
             expires_at,
         }))
     }
-
     /// Reads only the envelope header of `key` (a range read of its first bytes): its
+
     /// version and whether it has expired. `None` if absent.
     pub(crate) async fn read_expiry(&self, key: &Key) -> Result<Option<(Version, bool)>> {
         let opts = GetOptions::default().with_range(ByteRange::from(0..HEADER_PREFIX));
@@ -189,8 +188,8 @@ impl<B: Backend> Records<B> {
         let expired = !self.live_until(envelope::decode(key, head)?.expiry);
         Ok(Some((version, expired)))
     }
-
     /// Removes an expired record, unless it was renewed (its version changed) meanwhile.
+
     /// Returns whether it removed it. Failures are logged, not returned: purging is
     /// housekeeping, and the record is absent for every operation either way.
     ///
@@ -211,8 +210,8 @@ impl<B: Backend> Records<B> {
             }
         })
     }
-
     /// The live record at `key`, purging it if it has expired.
+
     async fn live(&self, key: &Key) -> Result<Option<Record>> {
         match self.read(key).await? {
             Current::Live(r) => Ok(Some(r)),
@@ -223,12 +222,12 @@ impl<B: Backend> Records<B> {
             Current::Absent => Ok(None),
         }
     }
-
     /// Lists the keys from `opts` whose records have not expired.
+
     pub(crate) fn list_live(
         &self,
         opts: ListOptions,
-        pattern: Option<Arc<Pattern>>,
+        pattern: Option<Arc<GlobPattern>>,
     ) -> BoxStream<'static, Result<Key>> {
         let this = self.clone();
         self.inner
@@ -285,8 +284,8 @@ fn not_found(op: &'static str, key: &Key) -> Error {
         key: key.to_string(),
     }
 }
-
 /// Renames the operation in a backend's condition error to the record operation that
+
 /// caused it, so messages say `cas_by_version "k"`, not `put "k"`.
 fn retag(op: &'static str, e: Error) -> Error {
     match e {
@@ -314,8 +313,8 @@ fn contention(op: &'static str, key: &Key) -> Error {
         attempts: MAX_ATTEMPTS,
     }
 }
-
 /// The record operations, callable without the trait object's boxing: [`RecordStore`] for
+
 /// `Records<B>` forwards to these, so both behave identically.
 impl<B: Backend> Records<B> {
     /// Creates a new record; `AlreadyExists` (with the live version) if one is there. An expired
@@ -360,8 +359,8 @@ impl<B: Backend> Records<B> {
         }
         Err(contention(OP, key))
     }
-
     /// The live record at `key`; `NotFound` if absent or expired. See [`RecordStore::get`].
+
     pub async fn get(&self, key: &Key) -> Result<Record> {
         // `read` inlined by hand: the record is built once, in place, instead of being
         // moved through `Current` and out again (this is the hottest read path).
@@ -394,14 +393,14 @@ impl<B: Backend> Records<B> {
             version: obj.meta.version,
         })
     }
-
     /// The live records at `keys`, aligned with them (`None` where absent or expired). See
+
     /// [`RecordStore::get_many`].
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
         futures::future::try_join_all(keys.iter().map(|k| self.live(k))).await
     }
-
     /// Writes `record` unconditionally (its version is ignored) and returns the new version.
+
     /// See [`RecordStore::put`].
     pub async fn put(&self, record: &Record) -> Result<Version> {
         const OP: &str = "put";
@@ -419,8 +418,8 @@ impl<B: Backend> Records<B> {
             Err(e) => Err(retag(OP, e)),
         }
     }
-
     /// Writes `records` in order (of two with the same key, the later wins). See
+
     /// [`RecordStore::put_many`].
     pub async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
         // One after another, so that of two records with the same key the later one wins.
@@ -430,8 +429,8 @@ impl<B: Backend> Records<B> {
         }
         Ok(versions)
     }
-
     /// Replaces value and expiry only if the stored version is `record.version`: `Conflict`
+
     /// otherwise, `NotFound` if absent or expired. See [`RecordStore::cas_by_version`].
     pub async fn cas_by_version(&self, record: &Record) -> Result<Version> {
         const OP: &str = "cas_by_version";
@@ -468,8 +467,8 @@ impl<B: Backend> Records<B> {
             Err(e) => Err(retag(OP, e)),
         }
     }
-
     /// `cas_by_version` of a version whose expiry this handle does not know: the read
+
     /// decides "absent or expired" (NotFound) versus "another version" (Conflict); the
     /// conditional put then guarantees nobody wrote in between. Only the envelope header is
     /// read: the value is not needed to decide.
@@ -501,16 +500,16 @@ impl<B: Backend> Records<B> {
         self.swapped(key, &meta.version, expiry);
         Ok(meta.version)
     }
-
     /// After a swap: remembers the new version's expiry (`expiry`, in nanoseconds).
+
     fn swapped(&self, key: &Key, version: &Version, expiry: Option<u64>) {
         tracing::trace!(key = %key, version = %version, "record swapped");
         if let Some(known) = &self.inner.known {
             known.remember(key, version, expiry);
         }
     }
-
     /// Deletes the live record at `key`; `NotFound` if absent or expired. See
+
     /// [`RecordStore::delete`].
     pub async fn delete(&self, key: &Key) -> Result<()> {
         const OP: &str = "delete";
@@ -540,8 +539,8 @@ impl<B: Backend> Records<B> {
         }
         Err(contention(OP, key))
     }
-
     /// Waits until the version at `key` differs from `version` and returns the new one; `NotFound`
+
     /// if the record is (or becomes) absent or expired. See
     /// [`RecordStore::wait_for_version_change`].
     pub async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
@@ -575,11 +574,11 @@ impl<B: Backend> Records<B> {
             }
         }
     }
-
     /// The keys of live records matching the glob `pattern`, in key order. See
+
     /// [`RecordStore::list_keys`].
     pub async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
-        let pattern = Pattern::new(pattern)?;
+        let pattern = GlobPattern::new(pattern)?;
         let opts = match pattern.prefix() {
             "" => ListOptions::default(),
             prefix => ListOptions::default().with_prefix(prefix),

@@ -47,10 +47,9 @@ struct Recording {
 #[async_trait]
 impl Backend for Recording {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            stable_versions: !self.unstable_versions.load(Ordering::Relaxed),
-            ..self.inner.capabilities()
-        }
+        self.inner
+            .capabilities()
+            .with_stable_versions(!self.unstable_versions.load(Ordering::Relaxed))
     }
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         self.puts.lock().push(opts.mode.clone());
@@ -218,7 +217,6 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap();
     assert_eq!(records.backend().gets.load(Ordering::Relaxed), gets);
     assert_eq!(other.get(&k).await.unwrap().value, "2");
-
     // Replaced through another handle: Conflict naming the version stored now.
     let r3 = other
         .put(&Record::new(k.clone(), "3").with_expiry(epoch(1_100)))
@@ -232,7 +230,6 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         matches!(&err, Error::Conflict { actual: Some(a), .. } if *a == r3),
         "{err}"
     );
-
     // Known but expired by the clock: NotFound, and nothing replaced.
     let r4 = records
         .cas_by_version(
@@ -249,9 +246,9 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
-
     // Known but deleted through another handle: NotFound.
     let v6 = records.create(&Record::new(k.clone(), "6")).await.unwrap();
+
     other.delete(&k).await.unwrap();
     let err = records
         .cas_by_version(&Record::new(k.clone(), "7").with_version(v6))
@@ -259,7 +256,6 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
-
     // Known, expiring exactly now: expired (an expiry equal to now has passed).
     let v8 = records
         .create(&Record::new(k.clone(), "8").with_expiry(clock.now() + Duration::from_secs(5)))
@@ -271,9 +267,9 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
-
     // Known, and the write itself fails: that error, as is, and no read.
     let v10 = records.create(&Record::new(k.clone(), "10")).await.unwrap();
+
     records.backend().failing_puts.store(true, Ordering::Relaxed);
     let gets = records.backend().gets.load(Ordering::Relaxed);
     let err = records
@@ -513,9 +509,9 @@ async fn the_stored_envelope_is_compact_binary() {
     assert!(records.get(&key("fmt/new")).await.unwrap_err().is_not_found());
     assert_eq!(records.get(&plain).await.unwrap().value, "value");
 }
-
 /// With the system clock: a swap from a version this handle wrote, whose expiry is far
 /// off, skips the read; once that expiry has passed (in real time) it is `NotFound`, and
+
 /// nothing is replaced.
 #[tokio::test]
 async fn known_expiries_are_checked_against_the_system_clock() {
@@ -600,7 +596,6 @@ async fn errors_name_the_record_operation() {
         "{e}"
     );
 }
-
 // ---------------------------------------------------------------------------------------
 // Model-based property test with a manual clock.
 
@@ -639,9 +634,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::Purge),
     ]
 }
-
 /// What the model knows of a key: the last write, expired or not.
 #[derive(Debug, Clone)]
+
 struct Stored {
     value: u8,
     version: Version,
@@ -813,12 +808,12 @@ async fn model_based_random_operations_with_a_manual_clock() {
     )
     .await;
 }
-
 // ---------------------------------------------------------------------------------------
 // The shared suite catches a broken record store.
 
 /// A record store whose `cas_by_version` ignores the version.
 #[derive(Debug)]
+
 struct BlindCas(Records<MemoryStore>);
 
 #[async_trait]

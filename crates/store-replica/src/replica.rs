@@ -501,24 +501,22 @@ impl Backend for Replica {
             .map(|s| (**s).capabilities())
             .fold(all_sync, Capabilities::intersection)
             .max_object_size;
-        Capabilities {
-            create: primary.create,
-            update: primary.update,
-            conditional_delete: primary.conditional_delete,
-            range_reads: all_sync.range_reads,
-            native_watch: primary.native_watch,
-            durable: all_sync.durable,
-            shared: all_sync.shared,
+        Capabilities::NONE
+            .with_create(primary.create)
+            .with_update(primary.update)
+            .with_conditional_delete(primary.conditional_delete)
+            .with_range_reads(all_sync.range_reads)
+            .with_native_watch(primary.native_watch)
+            .with_durable(all_sync.durable)
+            .with_shared(all_sync.shared)
             // A read answered by a secondary reports the primary's version only for the
             // same write, else a version of the secondary's own.
-            stable_versions: all_sync.stable_versions,
-            max_object_size,
-            ..Capabilities::NONE
-        }
+            .with_stable_versions(all_sync.stable_versions)
+            .with_max_object_size(max_object_size)
     }
-
     /// Hand-written (not `async fn`) so that a replica of one store and no queue hands back
     /// the store's own future: one allocation per put, as with the store alone. Such a put
+
     /// checks for the error state and `close` when it is called rather than when it is
     /// first polled. A replica of one sync store and async ones puts through a future
     /// written out by hand (`PutOne`), which takes the replica's lock once.
@@ -604,9 +602,9 @@ impl Backend for Replica {
         self.primary().watch(key, seen).await
     }
 }
-
 /// A put to one sync store and the async ones, written out as a future so that the common
 /// case takes the [gate](crate::gate)'s lock once: on the first poll, with the lock held, it
+
 /// checks the error state, that the key's turn is free and that every queue has room, then
 /// starts the store's put and polls it. When that completes at once (an in-memory store's
 /// does) the operation is queued before the lock is let go: its order among writes to the
@@ -734,7 +732,6 @@ impl<'a> PutOne<'a> {
         }
         polled
     }
-
     /// The store's put, started under the gate, has completed.
     fn written(&mut self, written: Result<Meta>) -> Result<Meta> {
         let PutState::Writing { data, admitted, .. } = std::mem::replace(&mut self.state, PutState::Done)
@@ -748,7 +745,6 @@ impl<'a> PutOne<'a> {
         tracing::trace!(key = %self.key, version = %meta.version, "replica put");
         Ok(meta)
     }
-
     /// Goes the general way, [`Replica::put_replicated`].
     fn wait(&mut self, data: Bytes, opts: PutOptions, cx: &mut Context<'_>) -> Poll<Result<Meta>> {
         let mut general = Box::pin(self.replica.put_replicated(self.key, data, opts));

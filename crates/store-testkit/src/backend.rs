@@ -1061,7 +1061,11 @@ async fn run_model(b: &dyn Backend, prefix: &str, ops: Vec<Op>) -> Result<(), St
                     (Some(cur), Some(want)) if cur != want => Err(ErrorKind::Conflict),
                     _ => Ok(()),
                 };
-                let got = b.delete(&key(&k), DeleteOptions { if_match }).await;
+                let opts = match if_match {
+                    Some(v) => DeleteOptions::default().with_if_match(v),
+                    None => DeleteOptions::default(),
+                };
+                let got = b.delete(&key(&k), opts).await;
                 match (expect, got) {
                     (Ok(()), Ok(())) => {
                         model.remove(&k);

@@ -17,10 +17,7 @@ pub(crate) struct Streaming<B>(pub(crate) B);
 #[async_trait]
 impl<B: Backend> Backend for Streaming<B> {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            streaming_writes: true,
-            ..self.0.capabilities()
-        }
+        self.0.capabilities().with_streaming_writes(true)
     }
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         self.0.put(key, data, opts).await

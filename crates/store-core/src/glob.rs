@@ -1,22 +1,36 @@
-//! Glob patterns for `list_keys`, and the literal prefix pushed down to the backend.
+//! Glob patterns for key listings, with the literal prefix a backend can push down.
 
 use globset::{GlobBuilder, GlobMatcher};
-use store_core::{Error, Result};
 
-/// A compiled `list_keys` pattern.
+use crate::error::{Error, Result};
+
+/// A compiled glob pattern over keys, as `RecordStore::list_keys` takes them, and the
+/// literal prefix every matching key starts with, so a backend lists only that range
+/// (one listing request for `logs/2026-*`, not a scan of the store).
 ///
-/// Syntax (from the `globset` crate): `?` one character, `*` any run of characters
-/// *including* `/`, `**` the same, `[abc]` / `[a-z]` / `[!x]` classes, `{a,b}` alternatives,
-/// `\` escapes the next character. The whole key must match.
+/// Syntax (the `globset` crate's): `?` one character, `*` any run of characters *including*
+/// `/`, `**` the same, `[abc]` / `[a-z]` / `[!x]` classes, `{a,b}` alternatives, `\`
+/// escapes the next character. The whole key must match.
+///
+/// ```
+/// use store_core::GlobPattern;
+///
+/// let p = GlobPattern::new("logs/2026-*.json")?;
+/// assert_eq!(p.prefix(), "logs/2026-");
+/// assert!(p.is_match("logs/2026-01/02.json"));
+/// assert!(!p.is_match("logs/2025-12.json"));
+/// assert!(GlobPattern::new("[").unwrap_err().to_string().contains("\"[\""));
+/// # Ok::<(), store_core::Error>(())
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct Pattern {
+pub struct GlobPattern {
     matcher: GlobMatcher,
     prefix: String,
 }
 
-impl Pattern {
+impl GlobPattern {
     /// Compiles `pattern`; [`Error::InvalidPattern`] naming it if it does not compile.
-    pub(crate) fn new(pattern: &str) -> Result<Pattern> {
+    pub fn new(pattern: &str) -> Result<GlobPattern> {
         let glob = GlobBuilder::new(pattern)
             .literal_separator(false)
             .backslash_escape(true)
@@ -25,19 +39,19 @@ impl Pattern {
                 pattern: pattern.to_owned(),
                 reason: e.kind().to_string(),
             })?;
-        Ok(Pattern {
+        Ok(GlobPattern {
             matcher: glob.compile_matcher(),
             prefix: literal_prefix(pattern),
         })
     }
 
     /// Whether the whole `key` matches.
-    pub(crate) fn is_match(&self, key: &str) -> bool {
+    pub fn is_match(&self, key: &str) -> bool {
         self.matcher.is_match(key)
     }
 
-    /// A plain prefix every matching key starts with (possibly empty).
-    pub(crate) fn prefix(&self) -> &str {
+    /// A plain prefix every matching key starts with (possibly empty): the range to list.
+    pub fn prefix(&self) -> &str {
         &self.prefix
     }
 }
@@ -45,8 +59,8 @@ impl Pattern {
 /// The characters of `pattern` before its first unescaped metacharacter, with escapes
 /// resolved: `logs/2026-*` → `logs/2026-`, `a\*b?` → `a*b`.
 ///
-/// Stopping early is always safe (a shorter prefix only lists more), so every character
-/// that has a meaning anywhere in the syntax ends the prefix, including `]`, `}` and `,`.
+/// Stopping early is always safe (a shorter prefix only reads more), so every character
+/// with a meaning anywhere in the syntax ends the prefix, also `]`, `}` and `,`.
 fn literal_prefix(pattern: &str) -> String {
     let mut prefix = String::new();
     let mut chars = pattern.chars();
@@ -66,6 +80,7 @@ fn literal_prefix(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn prefixes() {
@@ -87,7 +102,7 @@ mod tests {
 
     #[test]
     fn syntax() {
-        let m = |p: &str, k: &str| Pattern::new(p).unwrap().is_match(k);
+        let m = |p: &str, k: &str| GlobPattern::new(p).unwrap().is_match(k);
         assert!(m("a/*", "a/b/c"), "* crosses /");
         assert!(m("**", "a/b") && m("a/**", "a/b/c") && m("**/c", "a/b/c"));
         assert!(m("a?c", "abc") && !m("a?c", "ac"));
@@ -101,11 +116,26 @@ mod tests {
     #[test]
     fn invalid_patterns_name_themselves() {
         for bad in ["[", "a{b", "x[z-a]"] {
-            let e = Pattern::new(bad).unwrap_err();
+            let e = GlobPattern::new(bad).unwrap_err();
             assert!(
                 matches!(&e, Error::InvalidPattern { pattern, .. } if pattern == bad),
                 "{bad:?}: {e}"
             );
+        }
+    }
+
+    proptest! {
+        /// The pushed-down prefix never hides a match.
+        #[test]
+        fn every_match_starts_with_the_prefix(
+            pattern in "[ab/*?\\\\]{0,6}",
+            key in "[ab/*?\\\\]{1,6}",
+        ) {
+            if let Ok(p) = GlobPattern::new(&pattern)
+                && p.is_match(&key)
+            {
+                prop_assert!(key.starts_with(p.prefix()), "{pattern:?} matched {key:?}");
+            }
         }
     }
 }
