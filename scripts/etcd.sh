@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # etcd for the store-etcd tests: a single node and a three-node cluster on loopback.
 #
-#   scripts/etcd.sh install   install etcd (Debian etcd-server, etcd-client) and protoc
-#                             (protobuf-compiler, libprotobuf-dev, needed to build etcd-client)
+#   scripts/etcd.sh install   install etcd (Debian etcd-server, etcd-client); protoc, which
+#                             etcd-client's build needs, comes from `cargo xtask` (vendored)
 #   scripts/etcd.sh start     install, then start both (idempotent); writes target/services/etcd/env
 #   scripts/etcd.sh stop      stop every server this script started (by pid; TERM, then KILL)
 #   scripts/etcd.sh env       print the env file: eval "$(scripts/etcd.sh env)"
@@ -41,8 +41,6 @@ install() {
     local missing=()
     command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
     command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
-    command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
-    [ -e /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

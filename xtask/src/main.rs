@@ -10,6 +10,13 @@
 //!   copy the README shows.
 //! - `deny`: cargo-deny only.
 //! - `ci`: lint, then test — what `.ci/run` calls.
+//!
+//! Before the first build each command makes sure of what it needs, so the commands work on
+//! a fresh machine with only the Rust toolchain: `protoc` (store-etcd's build needs it) comes
+//! from the `protoc-bin-vendored` crate, so no system package is needed to build; `test` and
+//! `ci` install the servers the distributed backends are tested against (through their
+//! `scripts/*.sh install`, before compiling anything) or stop with a message that names what
+//! is missing, how to get it, and how to skip it.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -29,10 +36,10 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "lint" => lint(),
-        "test" => test(rest.iter().any(|a| a == "--deep")),
+        "test" => install_services().and_then(|()| test(rest.iter().any(|a| a == "--deep"))),
         "bench" => bench(rest),
         "deny" => deny(),
-        "ci" => lint().and_then(|()| test(false)),
+        "ci" => install_services().and_then(|()| lint()).and_then(|()| test(false)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <lint | test [--deep] | bench [--compare [--publish]] | deny | ci>"
@@ -63,9 +70,23 @@ fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// A `cargo` command in the workspace root, with `PROTOC` pointing at a protoc binary
+/// (store-etcd's build runs it): the caller's `PROTOC` if set, else the one vendored in the
+/// `protoc-bin-vendored` crate, so that building needs no system package.
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
+    if env::var_os("PROTOC").is_none() {
+        match protoc_bin_vendored::protoc_bin_path() {
+            Ok(path) => {
+                c.env("PROTOC", path);
+            }
+            Err(e) => eprintln!(
+                "warning: no vendored protoc for this platform ({e}); store-etcd's build will look \
+                 for `protoc` on PATH (Debian: apt-get install protobuf-compiler)"
+            ),
+        }
+    }
     c
 }
 
@@ -91,6 +112,7 @@ fn describe(cmd: &Command) -> String {
 }
 
 fn lint() -> Result {
+    dependency_rule()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run(fmt)?;
@@ -146,6 +168,76 @@ fn test(deep: bool) -> Result {
         }
     }
     result
+}
+
+/// Installs the servers of [`SERVICES`] (unless opted out) before anything compiles, so a
+/// missing one is reported at once, not after a long build.
+fn install_services() -> Result {
+    for &(svc, opt_out) in SERVICES {
+        let script = root().join("scripts").join(format!("{svc}.sh"));
+        if !script.exists() || env::var_os(opt_out).is_some_and(|v| v == "1") {
+            continue;
+        }
+        let mut install = Command::new("bash");
+        install.arg(&script).arg("install").current_dir(root());
+        run(install).map_err(|e| {
+            format!(
+                "{e}\n{svc} is needed by the tests and could not be installed; see the top of \
+                 scripts/{svc}.sh for what it installs and how (it needs root for apt-get or pip), \
+                 or set {opt_out}=1 to run without it (its tests then say they are skipped)"
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The workspace's dependency rule: every `store-*` library crate depends, outside
+/// dev-dependencies, on no workspace crate but `store-core`. Read from `cargo metadata`.
+fn dependency_rule() -> Result {
+    let mut meta = cargo();
+    meta.args(["metadata", "--format-version", "1", "--no-deps"]);
+    eprintln!("$ {}", describe(&meta));
+    let out = meta.output().map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
+    let violations = rule_violations(&json);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "dependency rule broken (a store-* crate may depend only on store-core, \
+             apart from dev-dependencies):\n  {}",
+            violations.join("\n  ")
+        ))
+    }
+}
+
+/// `crate -> dependency` for every normal or build dependency of a `store-*` workspace
+/// package on another `store-*` package other than `store-core`.
+fn rule_violations(metadata: &serde_json::Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let packages = metadata["packages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or_default();
+        if !name.starts_with("store-") || name == "store-benches" || name == "store-tests" {
+            continue;
+        }
+        let deps = package["dependencies"].as_array().map(Vec::as_slice).unwrap_or_default();
+        for dep in deps {
+            let dep_name = dep["name"].as_str().unwrap_or_default();
+            let dev = dep["kind"].as_str() == Some("dev");
+            if dep_name.starts_with("store-") && dep_name != "store-core" && !dev {
+                found.push(format!("{name} -> {dep_name}"));
+            }
+        }
+    }
+    found
 }
 
 /// Starts each service whose script exists (unless its opt-out variable is set) and passes
@@ -247,6 +339,24 @@ fn replace_between(text: &str, start: &str, end: &str, content: &str) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dependency_rule_allows_core_and_dev_dependencies_only() {
+        let metadata = serde_json::json!({ "packages": [
+            { "name": "store-multi", "dependencies": [
+                { "name": "store-core", "kind": null },
+                { "name": "store-testkit", "kind": "dev" },
+                { "name": "tokio", "kind": null } ] },
+            { "name": "store-record", "dependencies": [
+                { "name": "store-memory", "kind": null },
+                { "name": "store-fs", "kind": "build" } ] },
+            { "name": "store-benches", "dependencies": [ { "name": "store-fs", "kind": null } ] },
+        ]});
+        assert_eq!(
+            rule_violations(&metadata),
+            ["store-record -> store-memory", "store-record -> store-fs"]
+        );
+    }
 
     #[test]
     fn replaces_only_between_the_markers() {
