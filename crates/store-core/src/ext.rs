@@ -7,6 +7,7 @@ use futures::TryStreamExt;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::layer::Layer;
 use crate::meta::Meta;
 use crate::options::{DeleteOptions, GetOptions, ListOptions, PutMode, PutOptions};
 use crate::version::Version;
@@ -19,6 +20,15 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 10_000;
 /// `dyn Backend`). Each is a thin composition of the trait's methods.
 #[async_trait]
 pub trait BackendExt: Backend {
+    /// Wraps this backend in `layer` (see [`Layer`]): `store.layer(a).layer(b)` is `b`
+    /// around `a` around `store`, and is itself a backend.
+    fn layer<L: Layer<Self>>(self, layer: L) -> L::Backend
+    where
+        Self: Sized,
+    {
+        layer.layer(self)
+    }
+
     /// Overwrites `key` with `data`.
     async fn put_bytes(&self, key: &Key, data: impl Into<Bytes> + Send) -> Result<Meta> {
         self.put(key, data.into(), PutOptions::default()).await

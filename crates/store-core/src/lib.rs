@@ -102,6 +102,9 @@
 //! - [`merge_listings`]: the k-way merge of sorted listings into their ordered union;
 //! - [`Backoff`] and [`Retries`]: the one backoff and retry budget of every loop that waits
 //!   and tries again (polling, optimistic CAS loops, reconnects).
+//!
+//! A [`Layer`] wraps a backend in another (retries, spans, limits, a key prefix);
+//! [`BackendExt::layer`] stacks them. `store-layers` has the common ones.
 
 mod backend;
 mod backoff;
@@ -112,6 +115,7 @@ mod error;
 mod ext;
 mod glob;
 mod key;
+mod layer;
 mod merge;
 mod meta;
 mod options;
@@ -134,6 +138,7 @@ pub use ext::{BackendExt, DEFAULT_MAX_ATTEMPTS};
 pub use futures::stream::BoxStream;
 pub use glob::GlobPattern;
 pub use key::{Key, MAX_KEY_LEN};
+pub use layer::Layer;
 pub use merge::{Merged, merge_listings};
 pub use meta::Meta;
 pub use options::{ByteRange, DeleteOptions, GetOptions, ListOptions, PutMode, PutOptions};
