@@ -133,7 +133,7 @@ pub use body::{Body, Object};
 pub use bytes::Bytes;
 pub use capabilities::Capabilities;
 pub use commit::{CommitId, Committable, IdempotencyKey};
-pub use error::{Error, ErrorKind, MultiError, Result};
+pub use error::{Error, ErrorKind, MultiError, Result, WriteResolver};
 pub use ext::{BackendExt, DEFAULT_MAX_ATTEMPTS};
 pub use futures::stream::BoxStream;
 pub use glob::GlobPattern;
