@@ -29,57 +29,30 @@ const EXPIRY_LEN: usize = 8;
 /// A decoded envelope: the value and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Envelope {
-    /// The expiry as stored, in nanoseconds since the Unix epoch (checked for expiry as it
-    /// is, and converted to a time only for a record handed out).
-    pub(crate) expiry: Option<u64>,
+    pub(crate) expires_at: Option<SystemTime>,
     pub(crate) value: Bytes,
 }
 
-impl Envelope {
-    /// The expiry as a time.
-    pub(crate) fn expires_at(&self) -> Option<SystemTime> {
-        self.expiry.map(from_nanos)
-    }
-}
+/// Bytes to read to learn a record's expiry without its value: the header and the expiry.
+pub(crate) const HEAD_LEN: u64 = (HEADER_LEN + EXPIRY_LEN) as u64;
 
-/// Encodes `value` with `expires_at` for storage at `key`.
+/// Encodes `value` with `expires_at` for storage at `key`, for the operation `op`.
 ///
 /// An expiry before the Unix epoch is stored as the epoch (it has passed either way); one
 /// too far in the future for 64-bit nanoseconds (after the year 2554) is
-/// [`Error::InvalidInput`].
+/// [`Error::InvalidInput`] naming `op` and `key`.
 pub(crate) fn encode(
     op: &'static str,
     key: &Key,
     value: &Bytes,
     expires_at: Option<SystemTime>,
 ) -> Result<Bytes> {
-    Ok(encode_nanos(value, expiry_nanos(op, key, expires_at)?))
-}
-
-/// `expires_at` as the envelope stores it: nanoseconds since the Unix epoch (0 for an
-/// expiry before it); [`Error::InvalidInput`] after the year 2554.
-pub(crate) fn expiry_nanos(
-    op: &'static str,
-    key: &Key,
-    expires_at: Option<SystemTime>,
-) -> Result<Option<u64>> {
-    match expires_at {
-        None => Ok(None),
-        Some(t) => match to_nanos(t) {
-            Some(nanos) => Ok(Some(nanos)),
-            None => Err(Error::invalid_input(
-                op,
-                Some(key),
-                format!("expiry {t:?} is after the year 2554"),
-            )),
-        },
-    }
-}
-
-/// Encodes `value` with an expiry already in nanoseconds (see [`expiry_nanos`]).
-pub(crate) fn encode_nanos(value: &Bytes, expiry: Option<u64>) -> Bytes {
-    // Exactly the envelope's size: a `Vec` that is full converts to `Bytes` without
-    // another allocation (a spare byte would make `Bytes` allocate a shared header).
+    let expiry = match expires_at {
+        None => None,
+        Some(t) => Some(to_nanos(t).ok_or_else(|| {
+            Error::invalid_input(op, Some(key), format!("expiry {t:?} is after the year 2554"))
+        })?),
+    };
     let header = if expiry.is_some() {
         HEADER_LEN + EXPIRY_LEN
     } else {
@@ -94,15 +67,15 @@ pub(crate) fn encode_nanos(value: &Bytes, expiry: Option<u64>) -> Bytes {
         None => out.extend_from_slice(&[MAGIC, FORMAT_VERSION, 0]),
     }
     out.extend_from_slice(value);
-    Bytes::from(out)
+    Ok(Bytes::from(out))
 }
 
-/// Decodes the object stored at `key`. The value is `data` itself, advanced past the
-/// header: no copy, and not even a reference-count change.
-pub(crate) fn decode(key: &Key, mut data: Bytes) -> Result<Envelope> {
+/// Decodes the object stored at `key`, read by the operation `op` (both named in a
+/// `Corrupt` error). The value is a slice of `data`: no copy.
+pub(crate) fn decode(op: &'static str, key: &Key, mut data: Bytes) -> Result<Envelope> {
     let corrupt = |reason: String| Error::Corrupt {
         key: key.to_string(),
-        reason: format!("record envelope: {reason}"),
+        reason: format!("{op}: record envelope: {reason}"),
     };
     let Some(&[magic, format, flags]) = data.get(..HEADER_LEN) else {
         return Err(corrupt(format!("{} bytes, shorter than the header", data.len())));
@@ -118,36 +91,30 @@ pub(crate) fn decode(key: &Key, mut data: Bytes) -> Result<Envelope> {
     if flags & !FLAG_EXPIRY != 0 {
         return Err(corrupt(format!("unknown flags {flags:#010b}")));
     }
-    let expiry = if flags & FLAG_EXPIRY != 0 {
+    let expires_at = if flags & FLAG_EXPIRY != 0 {
         let Some(raw) = data.get(HEADER_LEN..HEADER_LEN + EXPIRY_LEN) else {
             return Err(corrupt(format!("{} bytes, expiry truncated", data.len())));
         };
         let mut nanos = [0u8; EXPIRY_LEN];
         nanos.copy_from_slice(raw);
         data.advance(HEADER_LEN + EXPIRY_LEN);
-        Some(u64::from_be_bytes(nanos))
+        Some(UNIX_EPOCH + Duration::from_nanos(u64::from_be_bytes(nanos)))
     } else {
         data.advance(HEADER_LEN);
         None
     };
-    Ok(Envelope { expiry, value: data })
+    Ok(Envelope {
+        expires_at,
+        value: data,
+    })
 }
 
 /// `t` in nanoseconds since the Unix epoch: 0 before it, `None` after the year 2554.
-pub(crate) fn to_nanos(t: SystemTime) -> Option<u64> {
+fn to_nanos(t: SystemTime) -> Option<u64> {
     match t.duration_since(UNIX_EPOCH) {
-        // In 64 bits: cheaper than `as_nanos`' 128-bit product, and this is on every write.
-        Ok(d) => d
-            .as_secs()
-            .checked_mul(1_000_000_000)?
-            .checked_add(u64::from(d.subsec_nanos())),
+        Ok(d) => u64::try_from(d.as_nanos()).ok(),
         Err(_) => Some(0),
     }
-}
-
-/// The time `nanos` nanoseconds after the Unix epoch.
-pub(crate) fn from_nanos(nanos: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
 #[cfg(test)]
@@ -181,11 +148,11 @@ mod tests {
             (&[MAGIC, FORMAT_VERSION, 1, 0, 0], "expiry truncated"),
         ];
         for (data, why) in cases {
-            let e = decode(&k(), Bytes::copy_from_slice(data)).unwrap_err();
+            let e = decode("get", &k(), Bytes::copy_from_slice(data)).unwrap_err();
             let msg = e.to_string();
             assert!(matches!(e, Error::Corrupt { .. }), "{msg}");
             assert!(
-                msg.contains("env/key") && msg.contains(why),
+                msg.contains("env/key") && msg.contains("get:") && msg.contains(why),
                 "{msg} should say {why:?}"
             );
         }
@@ -195,7 +162,7 @@ mod tests {
     fn expiry_edges() {
         let before_epoch = UNIX_EPOCH - Duration::from_secs(5);
         let e = encode("put", &k(), &Bytes::new(), Some(before_epoch)).unwrap();
-        assert_eq!(decode(&k(), e).unwrap().expires_at(), Some(UNIX_EPOCH));
+        assert_eq!(decode("get", &k(), e).unwrap().expires_at, Some(UNIX_EPOCH));
         let too_late = UNIX_EPOCH + Duration::from_secs(u64::MAX / 1_000_000_000 + 1);
         let e = encode("put", &k(), &Bytes::new(), Some(too_late)).unwrap_err();
         assert!(
@@ -219,7 +186,7 @@ mod tests {
         /// Arbitrary bytes never panic the decoder: they decode or are `Corrupt`.
         #[test]
         fn decoder_never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
-            match decode(&k(), Bytes::from(data)) {
+            match decode("get", &k(), Bytes::from(data)) {
                 Ok(env) => prop_assert!(env.value.len() <= 64),
                 Err(e) => prop_assert_eq!(e.kind(), store_core::ErrorKind::Corrupt),
             }
@@ -234,8 +201,8 @@ mod tests {
         ) {
             let mut data = vec![MAGIC, FORMAT_VERSION, flags];
             data.extend_from_slice(&rest);
-            if let Ok(env) = decode(&k(), Bytes::from(data.clone())) {
-                let again = encode("put", &k(), &env.value, env.expires_at()).unwrap();
+            if let Ok(env) = decode("get", &k(), Bytes::from(data.clone())) {
+                let again = encode("put", &k(), &env.value, env.expires_at).unwrap();
                 prop_assert_eq!(&again[..], &data[..]);
             }
         }
@@ -246,13 +213,11 @@ mod tests {
             value in proptest::collection::vec(any::<u8>(), 0..64),
             nanos in proptest::option::of(any::<u64>()),
         ) {
-            let at = nanos.map(from_nanos);
+            let at = nanos.map(|n| UNIX_EPOCH + Duration::from_nanos(n));
             let value = Bytes::from(value);
             let data = encode("put", &k(), &value, at).unwrap();
-            let env = decode(&k(), data).unwrap();
-            prop_assert_eq!(env.expires_at(), at);
-            let want = Envelope { expiry: nanos, value };
-            prop_assert_eq!(env, want);
+            let env = decode("get", &k(), data).unwrap();
+            prop_assert_eq!(env, Envelope { expires_at: at, value });
         }
     }
 }

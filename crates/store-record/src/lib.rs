@@ -86,8 +86,8 @@
 //!
 //! # Expiry
 //!
-//! Expiry is decided by a [`Clock`] — the system clock unless [`RecordsBuilder::clock`] sets
-//! another, such as a [`ManualClock`] in tests. An expired record stays in the backend until
+//! Expiry is decided by a [`Clock`] — the system clock, read whenever an expiry is checked,
+//! unless [`RecordsBuilder::clock`] sets another, such as a [`ManualClock`] in tests. An expired record stays in the backend until
 //! something removes it: any operation that meets it deletes it, [`Records::purge_expired`]
 //! sweeps the whole store, and [`Records::spawn_reaper`] does that periodically. Purging uses
 //! `delete_if(version)`, so a record renewed in the meantime is never removed, and `create`
@@ -102,6 +102,33 @@
 //! is `InvalidPattern` naming it. The pattern's literal prefix (everything before the first
 //! metacharacter) becomes the backend listing's prefix, so `logs/2026-*` reads only the keys
 //! under `logs/2026-`. Keys come in ascending order; expired records are left out.
+//!
+//! A listing costs one backend listing plus a ranged `get` of each matching key's envelope
+//! header (its first 11 bytes, not the value), several in flight at once, in key order.
+//!
+//! One bad object does not make the rest of a store unlistable: a record that cannot be
+//! decoded is **one error item**, `Corrupt` naming its key and `list_keys`, and the
+//! listing goes on with the keys after it (so does a key whose header cannot be read). A
+//! caller that collects with `try_collect` stops at the first such item; one that wants
+//! every readable key skips the errors:
+//!
+//! ```
+//! # use futures::StreamExt;
+//! # use store_core::{BackendExt, Key, Record, RecordStore};
+//! # use store_memory::MemoryStore;
+//! # use store_record::Records;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let records = Records::new(MemoryStore::new());
+//! records.put(&Record::new(Key::new("a")?, "1")).await?;
+//! records.backend().put_bytes(&Key::new("b")?, "not a record").await?;
+//! records.put(&Record::new(Key::new("c")?, "3")).await?;
+//! let listed: Vec<_> = records.list_keys("*").await?.collect().await;
+//! assert_eq!(listed[0].as_ref().unwrap().as_str(), "a");
+//! assert!(listed[1].as_ref().unwrap_err().to_string().contains("list_keys"));
+//! assert_eq!(listed[2].as_ref().unwrap().as_str(), "c");
+//! # Ok::<(), store_core::Error>(())
+//! # }).unwrap();
+//! ```
 //!
 //! # Stored format
 //!
@@ -121,29 +148,30 @@
 //! - Expired records are absent for every operation, including `create` (which succeeds
 //!   over them), `delete` (`NotFound`) and waiting (`NotFound` at the expiry instant).
 //! - `cas_by_version` is linearised at its expiry check: a record that expires in the
-//!   microseconds between that check and the conditional write is still replaced. The
-//!   check needs the expiry of the version being replaced. When that version was written
-//!   by this handle (`create` or `cas_by_version`), the handle already knows the expiry, so
-//!   the conditional write is the only store operation. A version cannot come back with
-//!   another expiry, because versions never repeat for a key — on backends whose
-//!   `Capabilities::stable_versions` says a version names one content; on others (a
-//!   `Multi`) the handle remembers nothing. Otherwise the expiry comes from a range read of
-//!   the envelope header (its first 11 bytes), not of the value. A handle remembers one
-//!   version per slot of a 1024-slot table (about 80 KiB, allocated by its first `create`
-//!   or `cas_by_version`); a chain of swaps through one `Record` with numeric versions
-//!   checks and updates it without taking a lock.
-//! - With the default [`SystemClock`], an expiry more than [`COARSE_SLACK`] (ten seconds)
-//!   away is checked against the kernel's coarse clock, which costs a fraction of an exact
-//!   clock read; a closer one against the exact clock. See [`SystemClock`] for the one
-//!   assumption this makes, and how to do without it.
+//!   microseconds between that check and the conditional write is still replaced.
+//!
+//! # Cost in round trips
+//!
+//! `put` is one put; `get` one `get`; `create` into an absent key one conditional put;
+//! `delete` one `get` and one conditional delete. `cas_by_version` needs the expiry of the
+//! version it replaces. **A cas on a remembered version is one conditional put and no
+//! read**: a handle remembers the expiry of each version it wrote with `create` or
+//! `cas_by_version` (the latest version of up to 1,024 keys), so a chain of swaps through
+//! one handle never reads. A version cannot come back with another expiry, because versions
+//! never repeat for a key — on backends whose `Capabilities::stable_versions` says a
+//! version names one content; on others (a `Multi`) the handle remembers nothing. Any other
+//! swap first reads the envelope header (a ranged `get` of 11 bytes) and then puts
+//! conditionally.
 
 mod clock;
 mod envelope;
-mod known;
+mod expiries;
+mod listing;
+mod read;
 mod reaper;
 mod records;
 
-pub use clock::{COARSE_SLACK, Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use reaper::Reaper;
 pub use records::{Records, RecordsBuilder};
 

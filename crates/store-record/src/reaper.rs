@@ -1,11 +1,13 @@
 //! Purging expired records: on demand, or by a background task.
 
+use std::future::ready;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use store_core::{Backend, ListOptions, Result};
 use tokio::task::JoinHandle;
 
+use crate::listing::Seen;
 use crate::records::Records;
 
 impl<B: Backend> Records<B> {
@@ -16,17 +18,23 @@ impl<B: Backend> Records<B> {
     /// only if its version is still the expired one (`delete_if`), so a record renewed
     /// between the scan and the delete survives. Objects that are not records (they fail to
     /// decode) are left alone.
+    ///
+    /// One backend listing, then a ranged `get` of each object's envelope header (several
+    /// at once) and a conditional delete of each expired one. Fails only if the listing
+    /// does.
     pub async fn purge_expired(&self) -> Result<usize> {
-        let metas: Vec<_> = self.backend().list(ListOptions::default()).try_collect().await?;
-        let mut purged = 0;
-        for meta in metas {
-            match self.read_expiry(&meta.key).await {
-                Ok(Some((version, true))) => purged += usize::from(self.purge(&meta.key, version).await),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(key = %meta.key, error = %e, "purge: skipping object"),
-            }
-        }
-        Ok(purged)
+        self.scan("purge_expired", ListOptions::default(), None)
+            .try_fold(0, |purged, (key, seen)| {
+                ready(Ok(match seen {
+                    Ok(Seen::Expired { purged: true }) => purged + 1,
+                    Ok(_) => purged,
+                    Err(e) => {
+                        tracing::debug!(key = %key, error = %e, "purge: skipping object");
+                        purged
+                    }
+                }))
+            })
+            .await
     }
 
     /// Starts a background task that calls [`purge_expired`](Self::purge_expired) every

@@ -1,31 +1,33 @@
 //! `Records<B>`: the `RecordStore` over any backend.
-
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use futures::stream::BoxStream;
 use store_core::{
-    Backend, BackendExt, Body, ByteRange, Error, GetOptions, Key, ListOptions, Meta, PutMode, PutOptions,
-    Record, RecordStore, Result, Version,
+    Backend, BackendExt, Backoff, Error, GlobPattern, Key, ListOptions, PutMode, PutOptions, Record,
+    RecordStore, Result, Version,
 };
 
-use crate::clock::{self, Clock, SystemClock};
-use crate::envelope::{self, Envelope};
-use crate::known::Known;
-use store_core::GlobPattern;
+use crate::clock::{Clock, SystemClock};
+use crate::envelope;
+use crate::expiries::KnownExpiries;
+use crate::read::{Current, Head};
+
 /// How often a `create` or `delete` starts over because another writer changed the key
 /// between its read and its conditional write, before giving up with `Contention`.
 const MAX_ATTEMPTS: u32 = 1_000;
-/// Bytes to read to learn a record's expiry without its value (header + expiry).
 
-const HEADER_PREFIX: u64 = 11;
+/// The retries of `create` and `delete`: at once (each one sees a key that another writer
+/// just changed, so the loop makes progress), with a yield to the runtime in between.
+fn retries() -> store_core::Retries {
+    Backoff::new(Duration::ZERO, Duration::ZERO)
+        .with_max_attempts(MAX_ATTEMPTS)
+        .start()
+}
+
 /// A [`RecordStore`] over any [`Backend`]: versioned values with expiry, compare-and-swap,
-
 /// watch and glob listing.
 ///
 /// Each record is one backend object, so the record's version *is* the object's version:
@@ -33,7 +35,7 @@ const HEADER_PREFIX: u64 = 11;
 /// `wait_for_version_change` is the backend's `watch`. The object holds a small binary
 /// envelope (format version, optional expiry, value).
 ///
-/// Cheap to clone: clones share the backend and the clock.
+/// Cheap to clone: clones share the backend, the clock and the remembered expiries.
 pub struct Records<B> {
     inner: Arc<Inner<B>>,
 }
@@ -41,19 +43,16 @@ pub struct Records<B> {
 struct Inner<B> {
     backend: B,
     clock: Arc<dyn Clock>,
-    /// `clock` is [`SystemClock`]: expiries in nanoseconds are checked without converting.
-    system_clock: bool,
     /// Expiries of versions this handle wrote with `create` or `cas_by_version`; `None`
     /// when the backend's versions do not always name one content (a fan-out), where a
     /// remembered expiry could belong to another copy than the one readers see.
-    known: Option<Known>,
+    known: Option<KnownExpiries>,
 }
-/// Configures a [`Records`]: see [`Records::builder`].
 
+/// Configures a [`Records`]: see [`Records::builder`].
 pub struct RecordsBuilder<B> {
     backend: B,
     clock: Arc<dyn Clock>,
-    system_clock: bool,
 }
 
 impl<B: Backend> RecordsBuilder<B> {
@@ -63,32 +62,25 @@ impl<B: Backend> RecordsBuilder<B> {
     /// Waiting for an expiry (in `wait_for_version_change`) still sleeps in real time, for
     /// as long as `clock` says is left.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.system_clock = (&clock as &dyn Any).is::<SystemClock>();
         self.clock = Arc::new(clock);
         self
     }
-    /// Builds the store.
 
+    /// Builds the store.
     pub fn build(self) -> Records<B> {
-        let known = self.backend.capabilities().stable_versions.then(Known::new);
+        let known = self
+            .backend
+            .capabilities()
+            .stable_versions
+            .then(KnownExpiries::default);
         Records {
             inner: Arc::new(Inner {
                 backend: self.backend,
                 clock: self.clock,
-                system_clock: self.system_clock,
                 known,
             }),
         }
     }
-}
-/// What is stored at a key, as far as records are concerned.
-
-pub(crate) enum Current {
-    Absent,
-    /// Present in the backend but past its expiry: absent for every operation, and due to be
-    /// purged with `delete_if(version)`.
-    Expired(Version),
-    Live(Record),
 }
 
 impl<B: Backend> Records<B> {
@@ -96,161 +88,41 @@ impl<B: Backend> Records<B> {
     pub fn new(backend: B) -> Self {
         Self::builder(backend).build()
     }
-    /// A builder, to set the clock.
 
+    /// A builder, to set the clock.
     pub fn builder(backend: B) -> RecordsBuilder<B> {
         RecordsBuilder {
             backend,
             clock: Arc::new(SystemClock),
-            system_clock: true,
         }
     }
-    /// The backend underneath.
 
+    /// The backend underneath.
     pub fn backend(&self) -> &B {
         &self.inner.backend
     }
-    /// The time by this store's clock.
 
+    /// The time by this store's clock.
     pub fn now(&self) -> SystemTime {
         self.inner.clock.now()
     }
-    /// Whether a version expiring at `expiry` (nanoseconds since the Unix epoch; `None`:
 
-    /// never) is still live by this store's clock.
-    fn live_until(&self, expiry: Option<u64>) -> bool {
-        match expiry {
-            None => true,
-            Some(nanos) if self.inner.system_clock => !clock::system_reached_nanos(nanos),
-            Some(nanos) => !self.inner.clock.reached(envelope::from_nanos(nanos)),
+    /// Remembers the expiry of a version this handle just wrote.
+    fn remember(&self, key: &Key, version: &Version, expires_at: Option<SystemTime>) {
+        if let Some(known) = &self.inner.known {
+            known.remember(key, version, expires_at);
         }
     }
-    /// Reads the record at `key`.
 
-    async fn read(&self, key: &Key) -> Result<Current> {
-        let obj = match self.inner.backend.get(key, GetOptions::default()).await {
-            Ok(obj) => obj,
-            Err(e) if e.is_not_found() => return Ok(Current::Absent),
-            Err(e) => return Err(e),
-        };
-        let Meta {
-            key: stored_key,
-            version,
-            ..
-        } = obj.meta;
-        let data = match obj.body {
-            // The common case, without another state machine around it.
-            Body::Bytes(data) => data,
-            body => match body.bytes().await {
-                Ok(data) => data,
-                Err(e) if e.is_not_found() => return Ok(Current::Absent),
-                Err(e) => return Err(e),
-            },
-        };
-        let env = envelope::decode(key, data)?;
-        if !self.live_until(env.expiry) {
-            return Ok(Current::Expired(version));
-        }
-        let expires_at = env.expires_at();
-        let Envelope { value, .. } = env;
-        Ok(Current::Live(Record {
-            // The key the backend handed back is this one: reuse it rather than clone
-            // (and drop) another reference.
-            key: if stored_key == *key {
-                stored_key
-            } else {
-                key.clone()
-            },
-            value,
-            version,
-            expires_at,
-        }))
-    }
-    /// Reads only the envelope header of `key` (a range read of its first bytes): its
-
-    /// version and whether it has expired. `None` if absent.
-    pub(crate) async fn read_expiry(&self, key: &Key) -> Result<Option<(Version, bool)>> {
-        let opts = GetOptions::default().with_range(ByteRange::from(0..HEADER_PREFIX));
-        let obj = match self.inner.backend.get(key, opts).await {
-            Ok(obj) => obj,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let version = obj.meta.version;
-        let head = match obj.body {
-            Body::Bytes(head) => head,
-            body => match body.bytes().await {
-                Ok(head) => head,
-                Err(e) if e.is_not_found() => return Ok(None),
-                Err(e) => return Err(e),
-            },
-        };
-        let expired = !self.live_until(envelope::decode(key, head)?.expiry);
-        Ok(Some((version, expired)))
-    }
-    /// Removes an expired record, unless it was renewed (its version changed) meanwhile.
-
-    /// Returns whether it removed it. Failures are logged, not returned: purging is
-    /// housekeeping, and the record is absent for every operation either way.
-    ///
-    /// Boxed: it is the cold path of every operation, and keeping its state out of their
-    /// futures keeps the hot path small.
-    pub(crate) fn purge<'a>(&'a self, key: &'a Key, version: Version) -> BoxFuture<'a, bool> {
-        Box::pin(async move {
-            match self.inner.backend.delete_if(key, version.clone()).await {
-                Ok(()) => {
-                    tracing::debug!(key = %key, version = %version, "purged expired record");
-                    true
-                }
-                Err(e) if e.is_not_found() || e.is_conflict() => false,
-                Err(e) => {
-                    tracing::warn!(key = %key, error = %e, "could not purge expired record");
-                    false
-                }
-            }
-        })
-    }
-    /// The live record at `key`, purging it if it has expired.
-
-    async fn live(&self, key: &Key) -> Result<Option<Record>> {
-        match self.read(key).await? {
-            Current::Live(r) => Ok(Some(r)),
-            Current::Expired(v) => {
-                self.purge(key, v).await;
-                Ok(None)
-            }
-            Current::Absent => Ok(None),
-        }
-    }
-    /// Lists the keys from `opts` whose records have not expired.
-
-    pub(crate) fn list_live(
-        &self,
-        opts: ListOptions,
-        pattern: Option<Arc<GlobPattern>>,
-    ) -> BoxStream<'static, Result<Key>> {
-        let this = self.clone();
-        self.inner
-            .backend
-            .list(opts)
-            .try_filter_map(move |meta| {
-                let this = this.clone();
-                let wanted = pattern.as_ref().is_none_or(|p| p.is_match(meta.key.as_str()));
-                async move {
-                    if !wanted {
-                        return Ok(None);
-                    }
-                    Ok(match this.read_expiry(&meta.key).await? {
-                        Some((_, false)) => Some(meta.key),
-                        Some((version, true)) => {
-                            this.purge(&meta.key, version).await;
-                            None
-                        }
-                        None => None,
-                    })
-                }
-            })
-            .boxed()
+    /// Whether `version` of `key` was written by this handle with an expiry that has not
+    /// passed: then the conditional put alone decides a swap from it.
+    fn known_live(&self, key: &Key, version: &Version) -> bool {
+        let known = self
+            .inner
+            .known
+            .as_ref()
+            .and_then(|known| known.get(key, version));
+        known.is_some_and(|expires_at| self.is_live(expires_at))
     }
 }
 
@@ -284,8 +156,8 @@ fn not_found(op: &'static str, key: &Key) -> Error {
         key: key.to_string(),
     }
 }
-/// Renames the operation in a backend's condition error to the record operation that
 
+/// Renames the operation in a backend's condition error to the record operation that
 /// caused it, so messages say `cas_by_version "k"`, not `put "k"`.
 fn retag(op: &'static str, e: Error) -> Error {
     match e {
@@ -313,19 +185,21 @@ fn contention(op: &'static str, key: &Key) -> Error {
         attempts: MAX_ATTEMPTS,
     }
 }
-/// The record operations, callable without the trait object's boxing: [`RecordStore`] for
 
+/// The record operations, callable without the trait object's boxing: [`RecordStore`] for
 /// `Records<B>` forwards to these, so both behave identically.
 impl<B: Backend> Records<B> {
-    /// Creates a new record; `AlreadyExists` (with the live version) if one is there. An expired
-    /// record counts as absent. See [`RecordStore::create`].
+    /// Creates a new record; `AlreadyExists` (with the live version) if one is there. An
+    /// expired record counts as absent. See [`RecordStore::create`].
+    ///
+    /// Into an absent key: one conditional put. Over an existing key: one more `get`.
     pub async fn create(&self, record: &Record) -> Result<Version> {
         const OP: &str = "create";
         let key = &record.key;
-        let expiry = envelope::expiry_nanos(OP, key, record.expires_at)?;
-        let data = envelope::encode_nanos(&record.value, expiry);
+        let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
         let mut mode = PutMode::Create;
-        for _ in 0..MAX_ATTEMPTS {
+        let mut retries = retries();
+        loop {
             match self
                 .inner
                 .backend
@@ -334,16 +208,14 @@ impl<B: Backend> Records<B> {
             {
                 Ok(meta) => {
                     tracing::trace!(key = %key, version = %meta.version, "record created");
-                    if let Some(known) = &self.inner.known {
-                        known.remember(key, &meta.version, expiry);
-                    }
+                    self.remember(key, &meta.version, record.expires_at);
                     return Ok(meta.version);
                 }
                 // Create found an object, or the expired object we meant to replace changed.
                 Err(e) if e.is_already_exists() || e.is_conflict() || e.is_not_found() => {}
                 Err(e) => return Err(retag(OP, e)),
             }
-            mode = match self.read(key).await? {
+            mode = match self.read(OP, key).await? {
                 Current::Live(existing) => {
                     return Err(Error::AlreadyExists {
                         op: OP,
@@ -356,70 +228,42 @@ impl<B: Backend> Records<B> {
                 Current::Expired(version) => PutMode::Update(version),
                 Current::Absent => PutMode::Create,
             };
+            if !retries.wait().await {
+                return Err(contention(OP, key));
+            }
         }
-        Err(contention(OP, key))
     }
+
     /// The live record at `key`; `NotFound` if absent or expired. See [`RecordStore::get`].
-
+    ///
+    /// One `get` (and a conditional delete of a record found expired).
     pub async fn get(&self, key: &Key) -> Result<Record> {
-        // `read` inlined by hand: the record is built once, in place, instead of being
-        // moved through `Current` and out again (this is the hottest read path).
-        let obj = match self.inner.backend.get(key, GetOptions::default()).await {
-            Ok(obj) => obj,
-            Err(e) if e.is_not_found() => return Err(not_found("get", key)),
-            Err(e) => return Err(e),
-        };
-        let data = match obj.body {
-            Body::Bytes(data) => data,
-            body => match body.bytes().await {
-                Ok(data) => data,
-                Err(e) if e.is_not_found() => return Err(not_found("get", key)),
-                Err(e) => return Err(e),
-            },
-        };
-        let env = envelope::decode(key, data)?;
-        if !self.live_until(env.expiry) {
-            self.purge(key, obj.meta.version).await;
-            return Err(not_found("get", key));
-        }
-        Ok(Record {
-            key: if obj.meta.key == *key {
-                obj.meta.key
-            } else {
-                key.clone()
-            },
-            expires_at: env.expires_at(),
-            value: env.value,
-            version: obj.meta.version,
-        })
+        const OP: &str = "get";
+        self.live(OP, key).await?.ok_or_else(|| not_found(OP, key))
     }
-    /// The live records at `keys`, aligned with them (`None` where absent or expired). See
 
-    /// [`RecordStore::get_many`].
+    /// The live records at `keys`, aligned with them (`None` where absent or expired): one
+    /// `get` per key, all at once. See [`RecordStore::get_many`].
     pub async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Record>>> {
-        futures::future::try_join_all(keys.iter().map(|k| self.live(k))).await
+        futures::future::try_join_all(keys.iter().map(|k| self.live("get_many", k))).await
     }
-    /// Writes `record` unconditionally (its version is ignored) and returns the new version.
 
-    /// See [`RecordStore::put`].
+    /// Writes `record` unconditionally (its version is ignored) and returns the new version:
+    /// one put. See [`RecordStore::put`].
     pub async fn put(&self, record: &Record) -> Result<Version> {
         const OP: &str = "put";
         let data = envelope::encode(OP, &record.key, &record.value, record.expires_at)?;
-        match self
+        let meta = self
             .inner
             .backend
             .put(&record.key, data, PutOptions::default())
             .await
-        {
-            Ok(meta) => {
-                tracing::trace!(key = %record.key, version = %meta.version, "record put");
-                Ok(meta.version)
-            }
-            Err(e) => Err(retag(OP, e)),
-        }
+            .map_err(|e| retag(OP, e))?;
+        tracing::trace!(key = %record.key, version = %meta.version, "record put");
+        Ok(meta.version)
     }
-    /// Writes `records` in order (of two with the same key, the later wins). See
 
+    /// Writes `records` in order (of two with the same key, the later wins). See
     /// [`RecordStore::put_many`].
     pub async fn put_many(&self, records: &[Record]) -> Result<Vec<Version>> {
         // One after another, so that of two records with the same key the later one wins.
@@ -429,59 +273,37 @@ impl<B: Backend> Records<B> {
         }
         Ok(versions)
     }
-    /// Replaces value and expiry only if the stored version is `record.version`: `Conflict`
 
+    /// Replaces value and expiry only if the stored version is `record.version`: `Conflict`
     /// otherwise, `NotFound` if absent or expired. See [`RecordStore::cas_by_version`].
+    ///
+    /// A swap from a version this handle wrote (with `create` or `cas_by_version`), whose
+    /// remembered expiry has not passed, is one conditional put and no read. From any other
+    /// version it first reads the envelope header (a ranged `get` of a few bytes, to tell
+    /// an expired record, `NotFound`, from a live one), then puts conditionally.
     pub async fn cas_by_version(&self, record: &Record) -> Result<Version> {
         const OP: &str = "cas_by_version";
         let key = &record.key;
-        let expiry = envelope::expiry_nanos(OP, key, record.expires_at)?;
-        let data = envelope::encode_nanos(&record.value, expiry);
-        // A version this handle wrote, known to be live: the conditional put alone decides.
-        // (It is written out here and the read path is boxed: this is the common case, and
-        // a state machine fewer around it is measurably faster.)
-        let known_live = self
-            .inner
-            .known
-            .as_ref()
-            .and_then(|known| known.expiry(key, &record.version))
-            .is_some_and(|stored| self.live_until(stored));
-        if !known_live {
-            return Box::pin(self.read_then_swap(record, data, expiry)).await;
-        }
-        match self
-            .inner
-            .backend
-            .put(key, data, PutOptions::update(record.version.clone()))
-            .await
-        {
-            Ok(meta) => {
-                self.swapped(key, &meta.version, expiry);
-                Ok(meta.version)
+        let data = envelope::encode(OP, key, &record.value, record.expires_at)?;
+        let swap = PutOptions::update(record.version.clone());
+        if self.known_live(key, &record.version) {
+            match self.inner.backend.put(key, data.clone(), swap.clone()).await {
+                Ok(meta) => return Ok(self.swapped(record, meta.version)),
+                // Absent, expired or replaced meanwhile: the read below tells which.
+                Err(e) if e.is_conflict() || e.is_not_found() => {}
+                Err(e) => return Err(retag(OP, e)),
             }
-            // Absent, expired or replaced meanwhile: the read tells which.
-            Err(e) if e.is_conflict() || e.is_not_found() => {
-                let data = envelope::encode_nanos(&record.value, expiry);
-                Box::pin(self.read_then_swap(record, data, expiry)).await
-            }
-            Err(e) => Err(retag(OP, e)),
         }
-    }
-    /// `cas_by_version` of a version whose expiry this handle does not know: the read
-
-    /// decides "absent or expired" (NotFound) versus "another version" (Conflict); the
-    /// conditional put then guarantees nobody wrote in between. Only the envelope header is
-    /// read: the value is not needed to decide.
-    async fn read_then_swap(&self, record: &Record, data: Bytes, expiry: Option<u64>) -> Result<Version> {
-        const OP: &str = "cas_by_version";
-        let key = &record.key;
-        match self.read_expiry(key).await? {
+        match self.read_head(OP, key).await? {
             None => return Err(not_found(OP, key)),
-            Some((version, true)) => {
+            Some(Head {
+                version,
+                expired: true,
+            }) => {
                 self.purge(key, version).await;
                 return Err(not_found(OP, key));
             }
-            Some((version, false)) if version != record.version => {
+            Some(Head { version, .. }) if version != record.version => {
                 return Err(Error::Conflict {
                     op: OP,
                     key: key.to_string(),
@@ -494,27 +316,26 @@ impl<B: Backend> Records<B> {
         let meta = self
             .inner
             .backend
-            .put(key, data, PutOptions::update(record.version.clone()))
+            .put(key, data, swap)
             .await
             .map_err(|e| retag(OP, e))?;
-        self.swapped(key, &meta.version, expiry);
-        Ok(meta.version)
+        Ok(self.swapped(record, meta.version))
     }
-    /// After a swap: remembers the new version's expiry (`expiry`, in nanoseconds).
 
-    fn swapped(&self, key: &Key, version: &Version, expiry: Option<u64>) {
-        tracing::trace!(key = %key, version = %version, "record swapped");
-        if let Some(known) = &self.inner.known {
-            known.remember(key, version, expiry);
-        }
+    /// After a swap of `record` to `version`: remembers the new version's expiry.
+    fn swapped(&self, record: &Record, version: Version) -> Version {
+        tracing::trace!(key = %record.key, version = %version, "record swapped");
+        self.remember(&record.key, &version, record.expires_at);
+        version
     }
-    /// Deletes the live record at `key`; `NotFound` if absent or expired. See
 
-    /// [`RecordStore::delete`].
+    /// Deletes the live record at `key`; `NotFound` if absent or expired: one `get` and
+    /// one conditional delete. See [`RecordStore::delete`].
     pub async fn delete(&self, key: &Key) -> Result<()> {
         const OP: &str = "delete";
-        for _ in 0..MAX_ATTEMPTS {
-            let version = match self.read(key).await? {
+        let mut retries = retries();
+        loop {
+            let version = match self.read(OP, key).await? {
                 Current::Live(r) => r.version,
                 Current::Expired(version) => {
                     self.purge(key, version).await;
@@ -533,26 +354,25 @@ impl<B: Backend> Records<B> {
                     }
                     return Ok(());
                 }
-                Err(e) if e.is_conflict() || e.is_not_found() => continue,
+                Err(e) if e.is_conflict() || e.is_not_found() => {}
                 Err(e) => return Err(retag(OP, e)),
             }
+            if !retries.wait().await {
+                return Err(contention(OP, key));
+            }
         }
-        Err(contention(OP, key))
     }
-    /// Waits until the version at `key` differs from `version` and returns the new one; `NotFound`
 
-    /// if the record is (or becomes) absent or expired. See
+    /// Waits until the version at `key` differs from `version` and returns the new one;
+    /// `NotFound` if the record is (or becomes) absent or expired. See
     /// [`RecordStore::wait_for_version_change`].
+    ///
+    /// One `get`, then the backend's `watch` (and one more `get` per change it reports).
     pub async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
         const OP: &str = "wait_for_version_change";
         loop {
-            let current = match self.read(key).await? {
-                Current::Live(r) => r,
-                Current::Expired(v) => {
-                    self.purge(key, v).await;
-                    return Err(not_found(OP, key));
-                }
-                Current::Absent => return Err(not_found(OP, key)),
+            let Some(current) = self.live(OP, key).await? else {
+                return Err(not_found(OP, key));
             };
             if &current.version != version {
                 return Ok(current.version);
@@ -574,16 +394,22 @@ impl<B: Backend> Records<B> {
             }
         }
     }
-    /// The keys of live records matching the glob `pattern`, in key order. See
 
+    /// The keys of live records matching the glob `pattern`, in key order. See
     /// [`RecordStore::list_keys`].
+    ///
+    /// One backend listing, with the pattern's literal prefix pushed down, then a ranged
+    /// `get` of each matching key's envelope header, several at once (the order is kept).
+    /// A record that cannot be decoded is one `Corrupt` error item naming its key and
+    /// `list_keys`, and the listing goes on with the keys after it; so does a key whose
+    /// header read fails. A record found expired is left out (and purged).
     pub async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
         let pattern = GlobPattern::new(pattern)?;
         let opts = match pattern.prefix() {
             "" => ListOptions::default(),
             prefix => ListOptions::default().with_prefix(prefix),
         };
-        Ok(self.list_live(opts, Some(Arc::new(pattern))))
+        Ok(self.list_live(opts, pattern))
     }
 }
 

@@ -42,6 +42,10 @@ struct Recording {
     unstable_versions: AtomicBool,
     /// Fail every put with an I/O error.
     failing_puts: AtomicBool,
+    /// Make every get yield to the runtime once, so that overlapping gets can be counted.
+    slow_gets: AtomicBool,
+    gets_in_flight: AtomicUsize,
+    most_gets_in_flight: AtomicUsize,
 }
 
 #[async_trait]
@@ -63,7 +67,14 @@ impl Backend for Recording {
     }
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
         self.gets.fetch_add(1, Ordering::Relaxed);
-        self.inner.get(key, opts).await
+        let in_flight = self.gets_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_gets_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+        if self.slow_gets.load(Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+        let got = self.inner.get(key, opts).await;
+        self.gets_in_flight.fetch_sub(1, Ordering::SeqCst);
+        got
     }
     async fn head(&self, key: &Key) -> Result<Meta> {
         self.inner.head(key).await
@@ -157,6 +168,24 @@ async fn list_keys_pushes_the_literal_prefix_down() {
     }
 }
 
+/// A listing reads the records' headers several at once, a bounded number, and still hands
+/// the keys on in order.
+#[tokio::test]
+async fn list_keys_reads_headers_concurrently_in_order() {
+    let records = Records::new(Recording::default());
+    let names: Vec<String> = (0..40).map(|i| format!("many/{i:02}")).collect();
+    for name in names.iter().rev() {
+        records.put(&Record::new(key(name), "x")).await.unwrap();
+    }
+    records.backend().slow_gets.store(true, Ordering::Relaxed);
+    assert_eq!(keys(&records, "many/*").await, names);
+    let most = records.backend().most_gets_in_flight.load(Ordering::SeqCst);
+    assert!(
+        (2..=16).contains(&most),
+        "{most} header reads in flight at most: want several, and a bound"
+    );
+}
+
 #[tokio::test]
 async fn create_replaces_an_expired_record_with_update_not_delete() {
     let clock = ManualClock::new(epoch(1_000));
@@ -217,6 +246,7 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap();
     assert_eq!(records.backend().gets.load(Ordering::Relaxed), gets);
     assert_eq!(other.get(&k).await.unwrap().value, "2");
+
     // Replaced through another handle: Conflict naming the version stored now.
     let r3 = other
         .put(&Record::new(k.clone(), "3").with_expiry(epoch(1_100)))
@@ -230,6 +260,7 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         matches!(&err, Error::Conflict { actual: Some(a), .. } if *a == r3),
         "{err}"
     );
+
     // Known but expired by the clock: NotFound, and nothing replaced.
     let r4 = records
         .cas_by_version(
@@ -246,9 +277,9 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
+
     // Known but deleted through another handle: NotFound.
     let v6 = records.create(&Record::new(k.clone(), "6")).await.unwrap();
-
     other.delete(&k).await.unwrap();
     let err = records
         .cas_by_version(&Record::new(k.clone(), "7").with_version(v6))
@@ -256,6 +287,7 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert!(other.get(&k).await.unwrap_err().is_not_found());
+
     // Known, expiring exactly now: expired (an expiry equal to now has passed).
     let v8 = records
         .create(&Record::new(k.clone(), "8").with_expiry(clock.now() + Duration::from_secs(5)))
@@ -267,9 +299,9 @@ async fn cas_from_a_version_this_handle_wrote_skips_the_read_but_not_the_checks(
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+
     // Known, and the write itself fails: that error, as is, and no read.
     let v10 = records.create(&Record::new(k.clone(), "10")).await.unwrap();
-
     records.backend().failing_puts.store(true, Ordering::Relaxed);
     let gets = records.backend().gets.load(Ordering::Relaxed);
     let err = records
@@ -388,6 +420,18 @@ async fn the_reaper_purges_in_the_background() {
     .expect("the reaper did not purge the expired records");
     reaper.stop();
     assert_eq!(keys(&records, "**").await, ["r/5", "r/6", "r/7", "r/8", "r/9"]);
+}
+
+/// One corrupt record does not end a listing: it is one error item naming its key, and the
+/// keys after it still come.
+#[tokio::test]
+async fn a_corrupt_record_is_one_error_item_in_a_listing_that_goes_on() {
+    let records = Records::new(MemoryStore::new());
+    let raw = records.backend().clone();
+    store_testkit::records::listing_goes_on_past_a_corrupt_record(&records, |k: Key| async move {
+        raw.put_bytes(&k, vec![0xFF, 0x00, 0x13, 0x37]).await.unwrap();
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -509,9 +553,9 @@ async fn the_stored_envelope_is_compact_binary() {
     assert!(records.get(&key("fmt/new")).await.unwrap_err().is_not_found());
     assert_eq!(records.get(&plain).await.unwrap().value, "value");
 }
+
 /// With the system clock: a swap from a version this handle wrote, whose expiry is far
 /// off, skips the read; once that expiry has passed (in real time) it is `NotFound`, and
-
 /// nothing is replaced.
 #[tokio::test]
 async fn known_expiries_are_checked_against_the_system_clock() {
@@ -596,6 +640,7 @@ async fn errors_name_the_record_operation() {
         "{e}"
     );
 }
+
 // ---------------------------------------------------------------------------------------
 // Model-based property test with a manual clock.
 
@@ -634,9 +679,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => Just(Op::Purge),
     ]
 }
+
 /// What the model knows of a key: the last write, expired or not.
 #[derive(Debug, Clone)]
-
 struct Stored {
     value: u8,
     version: Version,
@@ -808,12 +853,12 @@ async fn model_based_random_operations_with_a_manual_clock() {
     )
     .await;
 }
+
 // ---------------------------------------------------------------------------------------
 // The shared suite catches a broken record store.
 
 /// A record store whose `cas_by_version` ignores the version.
 #[derive(Debug)]
-
 struct BlindCas(Records<MemoryStore>);
 
 #[async_trait]

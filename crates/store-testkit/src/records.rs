@@ -735,6 +735,62 @@ async fn list_keys_rejects_invalid_patterns(s: Arc<dyn RecordStore>) {
     }
 }
 
+/// Checks that one record that cannot be decoded does not end a listing: with records `a`
+/// and `c` written through `store` and garbage planted at `b` by `plant_garbage` (through
+/// the raw backend underneath), `list_keys("*")` yields `Ok(a)`, then one `Corrupt` error
+/// naming `b` and the operation `list_keys`, then `Ok(c)`, in that order.
+///
+/// Not part of [`CHECKS`]: the suite sees only the `RecordStore` trait, and planting
+/// garbage needs the store underneath. Call it with a fresh, empty store.
+///
+/// ```no_run
+/// # use store_core::{Backend, BackendExt, Key, RecordStore};
+/// // In store-record's tests, `records` is `Records::new(raw.clone())` over a fresh store.
+/// # async fn demo(records: impl RecordStore, raw: impl Backend) {
+/// store_testkit::records::listing_goes_on_past_a_corrupt_record(&records, |k: Key| async move {
+///     raw.put_bytes(&k, "not a record").await.unwrap();
+/// })
+/// .await;
+/// # }
+/// ```
+pub async fn listing_goes_on_past_a_corrupt_record<R, P, Fut>(store: &R, plant_garbage: P)
+where
+    R: RecordStore,
+    P: FnOnce(Key) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let check = async {
+        put(store, rec(&key("a"), "a")).await;
+        plant_garbage(key("b")).await;
+        put(store, rec(&key("c"), "c")).await;
+        let stream = store
+            .list_keys("*")
+            .await
+            .unwrap_or_else(|e| panic!("list_keys \"*\": {e}"));
+        let items: Vec<store_core::Result<Key>> = futures::StreamExt::collect(stream).await;
+        let shown: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                Ok(k) => format!("Ok({k})"),
+                Err(e) => format!("Err({e})"),
+            })
+            .collect();
+        let [Ok(a), Err(b), Ok(c)] = &items[..] else {
+            panic!("list_keys \"*\" over a, corrupt b, c: expected Ok(a), Err(b), Ok(c), got {shown:?}");
+        };
+        assert_eq!((a.as_str(), c.as_str()), ("a", "c"), "{shown:?}");
+        assert_eq!(b.kind(), ErrorKind::Corrupt, "{b}");
+        let msg = b.to_string();
+        assert!(
+            msg.contains("\"b\"") && msg.contains("list_keys"),
+            "the error must name the key and the operation: {msg}"
+        );
+    };
+    if tokio::time::timeout(CHECK_TIME_LIMIT, check).await.is_err() {
+        panic!("listing_goes_on_past_a_corrupt_record: timed out after {CHECK_TIME_LIMIT:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Concurrency.
 
