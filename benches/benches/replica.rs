@@ -1,16 +1,18 @@
-//! Replica: 1 KiB put through one sync MemoryStore plus one async store that takes 5 ms
-//! per write (queue 1024), against the sync store alone. While the queue has room the
-//! async copy must cost the put almost nothing (target: within 1.3× of the store alone).
-//! `replica_sync_only` (the same replica without the async store) separates the cost of
-//! the replica wrapper from the cost of queueing.
+//! Replica: what it adds to the I/O it must do.
 //!
 //! `cargo bench -p store-benches --bench replica -- --warm-up-time 1 --measurement-time 3`
 //!
-//! After criterion's figures it prints the ratios measured interleaved (see
-//! `store_benches::paired_ratio`): those are the figures to compare with the target. The
-//! first is a floor: the sync put plus a push onto a locked queue and nothing else (no
-//! per-key order, no back-pressure, no error state). The last has two tasks putting at
-//! once through one replica (and one store), to show what its lock costs under contention.
+//! After criterion's figures it prints ratios measured interleaved (see
+//! `store_benches::paired_ratio`), with fresh directories for every side and round:
+//!
+//! - a replica of one sync `FsStore` and one async `MemoryStore`, 1 KiB puts, against the
+//!   `FsStore` alone: with the default durability (target ≤ 1.05×) and with
+//!   `Durability::None` (target ≤ 1.10×);
+//! - gets from a replica of two sync stores answering in 1 ms and 5 ms (in either order),
+//!   against the 1 ms store alone: the reads race, so the fast store decides (≈ 1.0×);
+//! - for information only, the same put over `MemoryStore`s: the floor (the sync put plus a
+//!   push onto a locked queue), a sync-only replica, a replica with an async store that
+//!   takes 5 ms per write (queue 1024), and that from two tasks at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::BoxFuture;
 use store_benches::{key, paired_ratio, payload, runtime};
-use store_core::{Backend, Key, PutOptions};
+use store_core::{Backend, BackendExt, Key, PutOptions};
+use store_fs::{Durability, FsStore};
 use store_memory::MemoryStore;
 use store_replica::{Replica, ShutdownToken};
 use store_testkit::{Fault, FaultOp, Faulty, Rule};
@@ -28,8 +31,14 @@ use store_testkit::{Fault, FaultOp, Faulty, Rule};
 /// the measurement is of a queue with room (back-pressure is not what this measures).
 const BATCH: u64 = 1000;
 const QUEUE_LEN: usize = 1024;
-/// Puts per side and round of the interleaved ratios.
+/// Puts per side and round of the interleaved ratios over `MemoryStore`.
 const PAIRED_CALLS: u64 = 20 * BATCH;
+/// Puts per side and round over `FsStore`, by durability (a durable put waits for two
+/// fsyncs).
+const FS_DURABLE_CALLS: u64 = 50;
+const FS_NO_SYNC_CALLS: u64 = BATCH;
+/// Gets per side and round from stores that answer in milliseconds.
+const LATENCY_CALLS: u64 = 50;
 
 fn slow_async_replica(shutdown: ShutdownToken) -> Replica {
     let slow = Faulty::new(MemoryStore::new()).named("slow");
@@ -146,6 +155,82 @@ async fn floor(iters: u64, keys: &[Key]) -> Duration {
     total
 }
 
+/// Times `iters` 1 KiB puts into fresh `FsStore`s (each in a fresh directory, [`BATCH`]
+/// puts per store), alone or as the one sync store of a replica with one async
+/// `MemoryStore`. The replica is closed (its queue drained) after the timed puts.
+async fn fs_puts(iters: u64, keys: &[Key], durability: Durability, replicated: bool) -> Duration {
+    let data = payload(1024);
+    let mut total = Duration::ZERO;
+    for n in batches(iters) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = FsStore::builder(dir.path())
+            .durability(durability)
+            .open()
+            .await
+            .expect("fs store");
+        if !replicated {
+            total += put_batch(&fs, &keys[..n], &data).await;
+            continue;
+        }
+        let replica = Replica::builder()
+            .sync_store(fs)
+            .async_store(MemoryStore::new())
+            .queue_len(QUEUE_LEN)
+            .build()
+            .expect("replica");
+        total += put_batch(&replica, &keys[..n], &data).await;
+        replica.close().await.expect("close");
+    }
+    total
+}
+
+/// A `MemoryStore` whose gets take `ms` milliseconds, holding `k`.
+async fn slow_reads(ms: u64, k: &Key) -> Faulty<MemoryStore> {
+    let store = Faulty::new(MemoryStore::new());
+    store.put_bytes(k, payload(1024)).await.expect("put");
+    store.inject(Rule::new(FaultOp::Get, Fault::Latency(Duration::from_millis(ms))));
+    store
+}
+
+/// Times `n` gets of `k`.
+async fn gets(store: &dyn Backend, k: &Key, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        store.get_bytes(k).await.expect("get");
+    }
+    start.elapsed()
+}
+
+/// The stores of the read-latency lines: the 1 ms store alone, and replicas of a 1 ms
+/// and a 5 ms sync store in either order (written through the replica, so that an answer
+/// from the secondary is vouched for).
+struct LatencyStores {
+    alone: Faulty<MemoryStore>,
+    fast_primary: Replica,
+    slow_primary: Replica,
+}
+
+async fn latency_stores(k: &Key) -> LatencyStores {
+    let mut replicas = Vec::new();
+    for (first, second) in [(1, 5), (5, 1)] {
+        let (a, b) = (slow_reads(first, k).await, slow_reads(second, k).await);
+        let replica = Replica::builder()
+            .sync_store(a)
+            .sync_store(b)
+            .build()
+            .expect("replica");
+        replica.put_bytes(k, payload(1024)).await.expect("put");
+        replicas.push(replica);
+    }
+    let slow_primary = replicas.pop().expect("two replicas");
+    let fast_primary = replicas.pop().expect("two replicas");
+    LatencyStores {
+        alone: slow_reads(1, k).await,
+        fast_primary,
+        slow_primary,
+    }
+}
+
 fn batches(iters: u64) -> impl Iterator<Item = usize> {
     let full = iters / BATCH;
     let rest = iters % BATCH;
@@ -171,6 +256,63 @@ fn put_with_async_copy(c: &mut Criterion) {
             .iter_custom(|iters| replica_with_slow_async(iters, &keys, 1))
     });
     g.finish();
+    // Milliseconds per call: ten samples are plenty.
+    let mut g = c.benchmark_group("replica");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    for (name, durability) in [("durable", Durability::Full), ("no_sync", Durability::None)] {
+        g.bench_function(format!("put_1KiB/fs_{name}_alone"), |b| {
+            b.to_async(&rt)
+                .iter_custom(|iters| fs_puts(iters, &keys, durability, false))
+        });
+        g.bench_function(format!("put_1KiB/sync_fs_{name}+async_memory"), |b| {
+            b.to_async(&rt)
+                .iter_custom(|iters| fs_puts(iters, &keys, durability, true))
+        });
+    }
+    let k = key("bench/read");
+    let stores = rt.block_on(latency_stores(&k));
+    g.bench_function("get_1KiB/1ms_alone", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| gets(&stores.alone, &k, iters))
+    });
+    g.bench_function("get_1KiB/sync_1ms+5ms", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| gets(&stores.fast_primary, &k, iters))
+    });
+    g.bench_function("get_1KiB/sync_5ms+1ms", |b| {
+        b.to_async(&rt)
+            .iter_custom(|iters| gets(&stores.slow_primary, &k, iters))
+    });
+    g.finish();
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB sync FsStore (default durability) + async MemoryStore ÷ FsStore",
+        FS_DURABLE_CALLS,
+        |n| fs_puts(n, &keys, Durability::Full, false),
+        |n| fs_puts(n, &keys, Durability::Full, true),
+    );
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB sync FsStore (Durability::None) + async MemoryStore ÷ FsStore",
+        FS_NO_SYNC_CALLS,
+        |n| fs_puts(n, &keys, Durability::None, false),
+        |n| fs_puts(n, &keys, Durability::None, true),
+    );
+    paired_ratio(
+        &rt,
+        "replica/get_1KiB sync 1 ms (primary) + 5 ms ÷ the 1 ms store",
+        LATENCY_CALLS,
+        |n| gets(&stores.alone, &k, n),
+        |n| gets(&stores.fast_primary, &k, n),
+    );
+    paired_ratio(
+        &rt,
+        "replica/get_1KiB sync 5 ms (primary) + 1 ms ÷ the 1 ms store",
+        LATENCY_CALLS,
+        |n| gets(&stores.alone, &k, n),
+        |n| gets(&stores.slow_primary, &k, n),
+    );
     paired_ratio(
         &rt,
         "replica/put_1KiB bare put + queue push (the floor) ÷ memory_alone",

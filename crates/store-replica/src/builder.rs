@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use store_core::{Backend, Result};
 
+use crate::ShutdownToken;
 use crate::replica::Replica;
-use crate::shutdown::ShutdownToken;
 
 /// The queue length [`ReplicaBuilder`] uses unless told otherwise.
 pub const DEFAULT_QUEUE_LEN: usize = 1024;

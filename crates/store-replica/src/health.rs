@@ -6,6 +6,7 @@ use store_core::Error;
 
 /// A snapshot of a [`Replica`](crate::Replica)'s state, from [`Replica::health`](crate::Replica::health).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Health {
     /// The cause of the sticky error state, if the replica is in it.
     pub poisoned: Option<Arc<Error>>,
@@ -29,6 +30,7 @@ impl Health {
 
 /// The state of one asynchronous store's queue.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AsyncHealth {
     /// The store's index among the asynchronous stores.
     pub index: usize,
@@ -39,6 +41,12 @@ pub struct AsyncHealth {
     /// Operations that were queued but never applied: discarded after a failure put the
     /// replica in its error state, or left in the queue when it was shut down.
     pub dropped: u64,
+    /// Slots of the queue not taken: the queue length less the operations queued, being
+    /// applied, or reserved by a put or delete in progress. Equal to
+    /// [`Replica::queue_len`](crate::Replica::queue_len) when no mutation is in progress and
+    /// the store has caught up (after [`Replica::flush`](crate::Replica::flush), say); a
+    /// mutation that fails or is cancelled gives its slots back.
+    pub free_slots: usize,
     /// The last error this store returned, if any.
     pub last_error: Option<Arc<Error>>,
     /// Whether the store's background task is still running.

@@ -111,19 +111,16 @@
 //!
 //! # Cancellation, close and drop
 //!
-//! - A put first waits for its key's turn and for room in **every** async queue, then
-//!   writes the sync stores, then queues the operation everywhere at once. Cancelled while
-//!   waiting for room, it has done nothing at all. Cancelled during the sync writes, some
-//!   sync stores may hold the new object and nothing is queued: those writes cannot be
-//!   undone (the same is true of a put that fails on one sync store). A retried put, or a
-//!   [`resync`], brings the stores back in line. A put is never half-queued.
-//! - Callers waiting for a turn or for room are served in order, as by a fair semaphore:
-//!   what is given back is handed to the first waiter at once, and a put that is polled,
-//!   then kept but never polled again, holds what it was handed (its key's turn, its
-//!   slots) until it is dropped. Other writes to that key, and `close`, wait for it.
-//! - [`Replica::close`] refuses new calls, waits for those in progress and for the queues to
-//!   drain, and stops the tasks. (A replica of one sync store and no async ones has nothing
-//!   to drain: its calls are the store's own, and `close` only refuses new ones.)
+//! - A put or delete first waits for its key's turn (writes to one key take turns, first
+//!   come first served) and for a slot in **every** async queue, then writes the sync
+//!   stores, then queues the operation everywhere at once. Cancelled while waiting, it has
+//!   done nothing at all. Cancelled during the sync writes, some sync stores may hold the
+//!   new object and nothing is queued: those writes cannot be undone (the same is true of
+//!   a put that fails on one sync store). A retried put, or a [`resync`], brings the stores
+//!   back in line. A put is never half-queued, and a put that fails or is cancelled gives
+//!   its turn and its slots back ([`AsyncHealth::free_slots`] shows them).
+//! - [`Replica::close`] refuses new calls, waits for the writes in progress and for the
+//!   queues to drain, and stops the tasks.
 //! - Cancelling the [`ShutdownToken`] given to the builder stops the tasks at once; queued
 //!   operations are dropped and counted ([`AsyncHealth::dropped`]) and the replica enters
 //!   its error state with an [`Error::Closed`](store_core::Error::Closed) cause.
@@ -132,23 +129,20 @@
 //!
 //! # Cost
 //!
-//! A replica with only sync stores, one of them, is that store: its put costs the same
-//! (1.01× in `cargo bench -p store-benches --bench replica`). With async stores each
-//! mutation also takes the key's turn (so that the sync stores and every queue see the
-//! writes to one key in one order), a slot in every queue (back-pressure), and is queued.
-//! Turns, slots and queues sit under one short lock, and a put takes it once: it checks
-//! the turn and the room, starts the store's put and, when that completes at once (as an
-//! in-memory store's does), queues the operation before letting go. A 1 KiB put to one
-//! `MemoryStore` with one slow async store costs about 1.27× the store alone while the
-//! queue has room. What is left is what any such replica does: the lock, a second
-//! reference to the key and to the data for the queue, and a future around the store's.
+//! A put costs the sync stores' puts, all at once (a conditional put: the primary's, then
+//! the others'), and nothing else on the caller's path: each async store is written by
+//! its own task, one put or delete per queued operation. A delete is the same with
+//! deletes. Beyond that I/O a mutation takes an in-memory lock for its key (when there is
+//! more than one store to keep in step), a slot in each async queue, and sends the
+//! operation down each queue, which wakes that store's task if it was idle. While a queue
+//! is full, puts wait for its store to apply one operation.
 //!
-//! The store's put is thus first polled with that lock held, so writes through one
-//! replica from several threads take turns for it: with two tasks putting at once the
-//! replica costs 1.1–1.2× the store alone (which has a lock of its own), against 1.0–1.1×
-//! for the previous design (a lock per stripe, taken without the store's put under it),
-//! which cost 1.43× for a single task. A sync store that blocks the thread in `poll` (none
-//! should) holds up the replica's other writes meanwhile.
+//! A get or head asks every sync store at once and answers with the first to reply (the
+//! others are cancelled): as fast as the fastest sync store, the primary's answer
+//! preferred. A conditional get and `watch` go to the primary only. A listing reads every
+//! sync store's listing once, merged as it streams. [`Replica::flush`] and
+//! [`Replica::close`] do no I/O of their own; [`Replica::repair`] lists every store and
+//! reads both sides of every object present on both (see [`resync`]).
 //!
 //! # Deviations from the seed
 //!
@@ -170,18 +164,35 @@
 //! them; range reads, durability and sharing only if every sync store has them; no
 //! streaming writes (a writer buffers the object and puts it on close).
 
+mod backend;
 mod builder;
-mod gate;
 mod health;
-mod merge;
 mod queue;
 mod replica;
 mod resync;
-mod shutdown;
 mod stripes;
+mod turns;
 
 pub use builder::{DEFAULT_QUEUE_LEN, ReplicaBuilder};
 pub use health::{AsyncHealth, Health};
 pub use replica::Replica;
 pub use resync::{ResyncReport, resync};
-pub use shutdown::ShutdownToken;
+
+/// A cloneable "stop now" signal, the counterpart of the context the seed's `New` takes:
+/// tokio-util's [`CancellationToken`](tokio_util::sync::CancellationToken).
+///
+/// Hand one to [`ReplicaBuilder::shutdown`]; cancelling it (from any clone) stops the
+/// replica's asynchronous copy tasks at once. Operations still queued are dropped and
+/// counted in [`AsyncHealth::dropped`], and the replica enters its error state with an
+/// [`Error::Closed`](store_core::Error::Closed) cause, so nothing is lost silently.
+///
+/// ```
+/// use store_replica::ShutdownToken;
+///
+/// let token = ShutdownToken::new();
+/// let clone = token.clone();
+/// assert!(!token.is_cancelled());
+/// clone.cancel();
+/// assert!(token.is_cancelled());
+/// ```
+pub type ShutdownToken = tokio_util::sync::CancellationToken;

@@ -1,9 +1,12 @@
 //! The asynchronous side: one FIFO queue and one background task per async store.
 //!
-//! The queues and their room are the [`Gate`]'s (see there for how room is counted): each
-//! queue is a `VecDeque` under the gate's short lock, not a channel, since the put that
-//! queues an operation holds that lock anyway. A task is woken only when it is idle
-//! (waiting for work).
+//! Each async store has an unbounded `mpsc` channel and a [`Semaphore`] of `queue_len`
+//! permits, the room of its queue. A mutation takes a permit from every async store's
+//! semaphore before it writes anything (back-pressure), and each permit travels down its
+//! channel with the queued operation; the task drops it once the operation is applied or
+//! discarded. So `queue_len` bounds the operations reserved, queued or being applied, and
+//! a mutation that fails or is cancelled before it is queued gives its permits back as
+//! they drop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,11 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use store_core::{Backend, DeleteOptions, Error, Key, MultiError, PutOptions, Result};
-use tokio::sync::Notify;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use crate::gate::{Gate, GateState};
 use crate::health::AsyncHealth;
-use crate::shutdown::ShutdownToken;
 
 /// A mutation to replay on an async store (cheap to clone: `Bytes` is shared).
 #[derive(Debug, Clone)]
@@ -26,21 +29,35 @@ pub(crate) enum Mutation {
     Delete,
 }
 
-/// One queued operation. Its slot of the queue (see
-/// [`Reservation`](crate::gate::Reservation)) is given back by the task once the operation
-/// is applied or discarded.
-#[derive(Debug, Clone)]
-pub(crate) struct QueuedOp {
-    pub(crate) key: Key,
-    pub(crate) mutation: Mutation,
+/// What a task receives, in the order it was sent.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// Apply `mutation` to `key`. `slot` is the operation's room in the queue, given back
+    /// when it is dropped: once applied or discarded, or with the message.
+    Apply {
+        key: Key,
+        mutation: Mutation,
+        slot: OwnedSemaphorePermit,
+    },
+    /// Answer once everything sent before has been applied or discarded.
+    Flush(oneshot::Sender<()>),
+    /// Apply everything sent before, then end the task.
+    Close,
 }
 
-/// The shared state of one async store's queue (the queue itself is under the
-/// [`Gate`]'s lock).
+/// State shared by the replica and its background tasks. The tasks hold this, never the
+/// replica itself, so dropping the last replica handle is what stops them.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    poison: RwLock<Option<Arc<Error>>>,
+    pub(crate) lanes: Vec<Lane>,
+}
+
+/// One async store's queue: its room and what became of the operations sent down it.
 #[derive(Debug)]
 pub(crate) struct Lane {
-    /// Wakes an idle task.
-    work: Notify,
+    pub(crate) room: Arc<Semaphore>,
+    pub(crate) enqueued: AtomicU64,
     applied: AtomicU64,
     dropped: AtomicU64,
     last_error: Mutex<Option<Arc<Error>>>,
@@ -48,73 +65,42 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    fn new() -> Self {
-        Lane {
-            work: Notify::new(),
-            applied: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            running: AtomicBool::new(true),
-        }
-    }
-
-    /// Wakes the task, which found its queue empty. (If it has not begun waiting yet, a
-    /// permit is stored: no wake-up is lost.)
-    #[inline]
-    pub(crate) fn wake(&self) {
-        self.work.notify_one();
-    }
-
-    fn finished(&self) -> u64 {
-        self.applied.load(Ordering::SeqCst) + self.dropped.load(Ordering::SeqCst)
-    }
-
     pub(crate) fn is_running(&self) -> bool {
         self.running.load(Ordering::SeqCst)
     }
 
-    fn health(&self, index: usize, enqueued: u64) -> AsyncHealth {
+    fn health(&self, index: usize) -> AsyncHealth {
         let applied = self.applied.load(Ordering::SeqCst);
         let dropped = self.dropped.load(Ordering::SeqCst);
         AsyncHealth {
             index,
-            queued: enqueued.saturating_sub(applied + dropped),
+            queued: self
+                .enqueued
+                .load(Ordering::SeqCst)
+                .saturating_sub(applied + dropped),
             applied,
             dropped,
+            free_slots: self.room.available_permits(),
             last_error: self.last_error.lock().clone(),
             running: self.is_running(),
         }
     }
 }
 
-/// State shared by the replica and its background tasks. The tasks hold this, never the
-/// replica itself, so dropping the last replica handle is what stops them.
-#[derive(Debug)]
-pub(crate) struct Core {
-    poison: RwLock<Option<Arc<Error>>>,
-    /// Mirrors `poison.is_some()`, so the check every call makes takes no lock.
-    poisoned_flag: AtomicBool,
-    /// Woken after every applied or discarded operation and when a task stops.
-    progress: Notify,
-    pub(crate) lanes: Vec<Lane>,
-    /// The queues, their room and the keys' turns.
-    pub(crate) gate: Gate,
-}
-
-impl Core {
+impl Shared {
     pub(crate) fn new(async_stores: usize, queue_len: usize) -> Self {
-        Core {
+        let lane = || Lane {
+            room: Arc::new(Semaphore::new(queue_len)),
+            enqueued: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            running: AtomicBool::new(true),
+        };
+        Shared {
             poison: RwLock::new(None),
-            poisoned_flag: AtomicBool::new(false),
-            progress: Notify::new(),
-            lanes: (0..async_stores).map(|_| Lane::new()).collect(),
-            gate: Gate::new(async_stores, queue_len),
+            lanes: (0..async_stores).map(|_| lane()).collect(),
         }
-    }
-
-    /// Whether the replica is in its error state (lock-free).
-    pub(crate) fn is_poisoned(&self) -> bool {
-        self.poisoned_flag.load(Ordering::SeqCst)
     }
 
     /// The cause of the sticky error state, if any.
@@ -128,92 +114,28 @@ impl Core {
         if slot.is_none() {
             tracing::error!(cause = %cause, "replica poisoned");
             *slot = Some(cause);
-            self.poisoned_flag.store(true, Ordering::SeqCst);
         }
-        drop(slot);
-        self.progress.notify_waiters();
     }
 
     /// Leaves the error state (after a repair).
     pub(crate) fn clear_poison(&self) {
-        let mut slot = self.poison.write();
-        *slot = None;
-        self.poisoned_flag.store(false, Ordering::SeqCst);
-    }
-
-    /// How many operations each lane has been given so far.
-    pub(crate) fn enqueued(&self) -> Vec<u64> {
-        let gate = self.gate.lock();
-        (0..self.lanes.len()).map(|i| gate.enqueued(i)).collect()
+        *self.poison.write() = None;
     }
 
     /// Each lane's health.
     pub(crate) fn health(&self) -> Vec<AsyncHealth> {
-        let enqueued = self.enqueued();
-        self.lanes
-            .iter()
-            .zip(enqueued)
-            .enumerate()
-            .map(|(i, (lane, enqueued))| lane.health(i, enqueued))
-            .collect()
-    }
-
-    /// Queues `op` for every lane's task. False if a task has stopped (the operation is
-    /// then queued only for the others).
-    #[inline]
-    pub(crate) fn push(&self, gate: &mut GateState, op: QueuedOp) -> bool {
-        gate.push(op, |i| self.lanes[i].wake())
-    }
-
-    /// The next operation for lane `index`; waits while its queue is empty.
-    async fn next(&self, index: usize) -> QueuedOp {
-        loop {
-            if let Some(op) = self.gate.lock().pop(index) {
-                return op;
-            }
-            self.lanes[index].work.notified().await;
-        }
-    }
-
-    /// Waits until each lane has applied or discarded `targets[i]` operations, or stopped.
-    pub(crate) async fn drained(&self, targets: &[u64]) {
-        loop {
-            let notified = self.progress.notified();
-            tokio::pin!(notified);
-            // Enabled before the check, so progress made right after it still wakes us.
-            notified.as_mut().enable();
-            let done = self
-                .lanes
-                .iter()
-                .zip(targets)
-                .all(|(lane, target)| !lane.is_running() || lane.finished() >= *target);
-            if done {
-                return;
-            }
-            notified.await;
-        }
+        self.lanes.iter().enumerate().map(|(i, l)| l.health(i)).collect()
     }
 }
 
-/// What makes a lane's task stop.
+/// How a task learns it must stop before its queue is drained.
 #[derive(Debug, Clone)]
-pub(crate) struct Signals {
-    /// Cancelled by `close` once the queues are drained.
-    pub(crate) closing: ShutdownToken,
-    /// Cancelled when the last replica handle is dropped.
-    pub(crate) dropped: ShutdownToken,
-    /// The caller's token, if any.
-    pub(crate) shutdown: Option<ShutdownToken>,
-}
-
-/// How a lane's task ended.
-enum Stop {
-    /// `close` drained the queue and asked the task to end.
-    Closed,
-    /// The replica was dropped.
-    Dropped,
-    /// The caller's shutdown token was cancelled.
-    Shutdown,
+pub(crate) struct Stop {
+    /// Cancelled when the last replica handle is dropped, or by the caller's token (it
+    /// is a child of that token).
+    pub(crate) now: CancellationToken,
+    /// The caller's token, if any: telling a shutdown (which poisons) from a drop.
+    pub(crate) shutdown: Option<CancellationToken>,
 }
 
 /// The background task of async store `index`: applies its queue in FIFO order until the
@@ -222,87 +144,91 @@ enum Stop {
 /// After any failure (in any lane) the replica is poisoned and operations are discarded
 /// instead of applied: applying later writes after a lost one could leave the store in a
 /// state no caller ever saw. A repair resynchronises the stores and clears the poison.
-pub(crate) async fn run(index: usize, store: Arc<dyn Backend>, core: Arc<Core>, signals: Signals) {
-    let lane = &core.lanes[index];
-    let stopping = async {
-        let shutdown = async {
-            match &signals.shutdown {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = signals.closing.cancelled() => Stop::Closed,
-            () = signals.dropped.cancelled() => Stop::Dropped,
-            () = shutdown => Stop::Shutdown,
-        }
-    };
-    tokio::pin!(stopping);
-    let stop = loop {
-        let op = tokio::select! {
+pub(crate) async fn run(
+    index: usize,
+    store: Arc<dyn Backend>,
+    shared: Arc<Shared>,
+    mut queue: UnboundedReceiver<Message>,
+    stop: Stop,
+) {
+    let lane = &shared.lanes[index];
+    let stopped = stop.now.cancelled();
+    tokio::pin!(stopped);
+    let closed = loop {
+        let message = tokio::select! {
             biased;
-            stop = &mut stopping => break stop,
-            op = core.next(index) => op,
+            () = &mut stopped => break false,
+            message = queue.recv() => message,
         };
-        if core.is_poisoned() {
+        // `None`: every sender is gone, which happens only once the replica is dropped.
+        let (key, mutation, slot) = match message {
+            None => break false,
+            Some(Message::Close) => break true,
+            Some(Message::Flush(done)) => {
+                let _ = done.send(());
+                continue;
+            }
+            Some(Message::Apply { key, mutation, slot }) => (key, mutation, slot),
+        };
+        if shared.poisoned().is_some() {
             lane.dropped.fetch_add(1, Ordering::SeqCst);
-            core.gate.release_slot(index);
-            core.progress.notify_waiters();
             continue;
         }
         let result = tokio::select! {
             biased;
-            stop = &mut stopping => {
+            () = &mut stopped => {
                 lane.dropped.fetch_add(1, Ordering::SeqCst);
-                break stop;
+                break false;
             }
-            r = apply(&*store, &op) => r,
+            r = apply(&*store, &key, &mutation) => r,
         };
         match result {
             Ok(()) => {
                 lane.applied.fetch_add(1, Ordering::SeqCst);
             }
             Err(e) => {
-                tracing::warn!(store = index, key = %op.key, error = %e, "async replica write failed");
+                tracing::warn!(store = index, key = %key, error = %e, "async replica write failed");
                 let cause = Arc::new(Error::Multi(MultiError::new(vec![(index, e)])));
                 *lane.last_error.lock() = Some(Arc::clone(&cause));
                 lane.dropped.fetch_add(1, Ordering::SeqCst);
-                core.poison(cause);
+                shared.poison(cause);
             }
         }
         // The slot goes back only now: it was taken until the write was done.
-        core.gate.release_slot(index);
-        core.progress.notify_waiters();
+        drop(slot);
     };
-    // Poisoned before the queue closes, so that putters woken below report the cause.
-    if let Stop::Shutdown = stop {
-        core.poison(Arc::new(Error::Closed {
+    let shut_down = !closed && stop.shutdown.as_ref().is_some_and(|t| t.is_cancelled());
+    // Poisoned before the room closes, so that putters woken below report the cause.
+    if shut_down {
+        shared.poison(Arc::new(Error::Closed {
             op: "replica shutdown",
         }));
     }
-    // No more sends can succeed, and putters waiting for room wake up with an error.
-    let lost = core.gate.close(index);
+    // Putters waiting for room wake up with an error, and no more sends succeed.
+    lane.room.close();
+    queue.close();
+    let mut lost = 0;
+    while let Ok(message) = queue.try_recv() {
+        lost += u64::from(matches!(message, Message::Apply { .. }));
+    }
     lane.dropped.fetch_add(lost, Ordering::SeqCst);
-    match stop {
-        Stop::Closed => tracing::debug!(store = index, "async replica task finished"),
-        Stop::Dropped => {
-            if lost > 0 {
-                tracing::warn!(store = index, lost, "replica dropped with queued operations");
-            }
-        }
-        Stop::Shutdown => tracing::warn!(store = index, lost, "replica shut down"),
+    if closed {
+        tracing::debug!(store = index, "async replica task finished");
+    } else if shut_down {
+        tracing::warn!(store = index, lost, "replica shut down");
+    } else if lost > 0 {
+        tracing::warn!(store = index, lost, "replica dropped with queued operations");
     }
     lane.running.store(false, Ordering::SeqCst);
-    core.progress.notify_waiters();
 }
 
-async fn apply(store: &dyn Backend, op: &QueuedOp) -> Result<()> {
-    match &op.mutation {
+async fn apply(store: &dyn Backend, key: &Key, mutation: &Mutation) -> Result<()> {
+    match mutation {
         Mutation::Put(data) => store
-            .put(&op.key, data.clone(), PutOptions::default())
+            .put(key, data.clone(), PutOptions::default())
             .await
             .map(drop),
-        Mutation::Delete => match store.delete(&op.key, DeleteOptions::default()).await {
+        Mutation::Delete => match store.delete(key, DeleteOptions::default()).await {
             Err(e) if e.is_not_found() => Ok(()),
             other => other,
         },

@@ -1,0 +1,242 @@
+//! `Replica`'s `Backend` implementation: writes to the sync stores, reads raced over them,
+//! the listing union.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::{self, BoxFuture, join_all};
+use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
+use store_core::{
+    Backend, BufferedWriter, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Merged, Meta,
+    MultiError, Object, ObjectWriter, PutMode, PutOptions, Result, Version, merge_listings,
+};
+
+use crate::queue::Mutation;
+use crate::replica::Replica;
+use crate::stripes::foreign;
+
+impl Replica {
+    /// Joins the results of a write to the sync stores: all must succeed.
+    fn all_ok<T>(&self, results: Vec<(usize, Result<T>)>) -> Result<Vec<T>> {
+        let mut oks = Vec::with_capacity(results.len());
+        let mut errors = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok(v) => oks.push(v),
+                Err(e) => errors.push((i, e)),
+            }
+        }
+        match errors.len() {
+            0 => Ok(oks),
+            1 if self.inner.sync.len() == 1 => Err(errors.remove(0).1),
+            _ => Err(MultiError::new(errors).into()),
+        }
+    }
+
+    /// Writes to the sync stores and returns the primary's answer. An overwrite goes to
+    /// all of them at once; a conditional put is decided by the primary and then copied to
+    /// the others unconditionally.
+    async fn put_sync(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let sync = &self.inner.sync;
+        let several = sync.len() > 1;
+        if several {
+            self.inner.versions.get(key).forget(key);
+        }
+        let copy = opts.clone().with_mode(PutMode::Overwrite);
+        let copies = join_all(sync.iter().enumerate().skip(1).map(|(i, s)| {
+            let (data, opts) = (data.clone(), copy.clone());
+            async move { (i, (**s).put(key, data, opts).await) }
+        }));
+        let conditional = !matches!(opts.mode, PutMode::Overwrite);
+        let primary = self.primary().put(key, data, opts);
+        let (primary, copies) = if conditional {
+            let primary = primary.await?;
+            (Ok(primary), copies.await)
+        } else {
+            futures::join!(primary, copies)
+        };
+        let mut results = vec![(0, primary)];
+        results.extend(copies);
+        let mut metas = self.all_ok(results)?;
+        if several {
+            let versions = metas.iter().map(|m| m.version.clone()).collect();
+            self.inner.versions.get(key).remember(key, versions);
+        }
+        Ok(metas.swap_remove(0))
+    }
+
+    /// Deletes from the sync stores: the primary first (it decides `if_match` and
+    /// `NotFound`), then the others, for which absent already is fine.
+    async fn delete_sync(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        let sync = &self.inner.sync;
+        if sync.len() > 1 {
+            self.inner.versions.get(key).forget(key);
+        }
+        self.primary().delete(key, opts).await?;
+        let results = join_all(sync.iter().enumerate().skip(1).map(|(i, s)| async move {
+            match (**s).delete(key, DeleteOptions::default()).await {
+                Err(e) if e.is_not_found() => (i, Ok(())),
+                r => (i, r),
+            }
+        }))
+        .await;
+        let mut all = vec![(0, Ok(()))];
+        all.extend(results);
+        self.all_ok(all).map(drop)
+    }
+
+    /// Asks every sync store at once; see the crate docs ("Versions") for which answer wins.
+    async fn race<T>(
+        &self,
+        key: &Key,
+        reads: Vec<BoxFuture<'_, Result<T>>>,
+        version: fn(&mut T) -> &mut Version,
+    ) -> Result<T> {
+        let stripe = self.inner.versions.get(key);
+        let mut pending: FuturesUnordered<_> = reads
+            .into_iter()
+            .enumerate()
+            .map(|(i, read)| async move { (i, read.await) })
+            .collect();
+        let mut fallback: Option<(usize, T)> = None;
+        let mut errors: Vec<(usize, Error)> = Vec::new();
+        while let Some((i, result)) = pending.next().await {
+            match result {
+                Ok(found) if i == 0 => return Ok(found),
+                Ok(mut found) => match stripe.vouch(key, i, version(&mut found)) {
+                    Some(primary_version) => {
+                        *version(&mut found) = primary_version;
+                        return Ok(found);
+                    }
+                    None if fallback.is_none() => fallback = Some((i, found)),
+                    None => {}
+                },
+                Err(e) => errors.push((i, e)),
+            }
+        }
+        // The primary failed (or it would have won).
+        if let Some((i, mut found)) = fallback {
+            let v = version(&mut found);
+            *v = foreign(i, v);
+            return Ok(found);
+        }
+        // Every store gave the same verdict (not found, a bad range…): report the primary's.
+        let kind = errors.first().map(|(_, e)| e.kind());
+        if errors.iter().all(|(_, e)| Some(e.kind()) == kind) {
+            let primary = errors.iter().position(|(i, _)| *i == 0).unwrap_or(0);
+            return Err(errors.swap_remove(primary).1);
+        }
+        Err(MultiError::new(errors).into())
+    }
+}
+
+/// A listing entry of the union: the lowest-indexed store holding the key speaks for it,
+/// under a [`foreign`] version unless that store is the primary.
+fn union_entry(merged: Merged) -> Option<Result<Meta>> {
+    match merged {
+        Merged::SourceFailed(_, e) => Some(Err(e)),
+        Merged::Key(metas) => {
+            let (i, mut meta) = metas.into_iter().enumerate().find_map(|(i, m)| Some((i, m?)))?;
+            if i != 0 {
+                meta.version = foreign(i, &meta.version);
+            }
+            Some(Ok(meta))
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for Replica {
+    /// Conditional writes and watch are the primary's; reads and durability hold only as
+    /// far as every sync store provides them.
+    fn capabilities(&self) -> Capabilities {
+        let primary = self.primary().capabilities();
+        let all_sync = self
+            .inner
+            .sync
+            .iter()
+            .map(|s| (**s).capabilities())
+            .fold(primary, Capabilities::intersection);
+        let max_object_size = self
+            .async_stores()
+            .iter()
+            .map(|s| (**s).capabilities())
+            .fold(all_sync, Capabilities::intersection)
+            .max_object_size;
+        Capabilities::NONE
+            .with_create(primary.create)
+            .with_update(primary.update)
+            .with_conditional_delete(primary.conditional_delete)
+            .with_range_reads(all_sync.range_reads)
+            .with_native_watch(primary.native_watch)
+            .with_durable(all_sync.durable)
+            .with_shared(all_sync.shared)
+            // A read answered by a secondary reports the primary's version only for the
+            // same write, else a version of the secondary's own.
+            .with_stable_versions(all_sync.stable_versions)
+            .with_max_object_size(max_object_size)
+    }
+
+    async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        let queued = Mutation::Put(data.clone());
+        let meta = self
+            .mutate("put", key, queued, self.put_sync(key, data, opts))
+            .await?;
+        tracing::trace!(key = %key, version = %meta.version, "replica put");
+        Ok(meta)
+    }
+
+    async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+        self.check("writer")?;
+        Ok(Box::new(BufferedWriter::new(self.clone(), key.clone(), opts)))
+    }
+
+    async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
+        self.check("get")?;
+        // Conditions name primary versions, which only the primary can check.
+        if opts.if_match.is_some() || opts.if_none_match.is_some() {
+            return self.primary().get(key, opts).await;
+        }
+        let reads = self
+            .inner
+            .sync
+            .iter()
+            .map(|s| (**s).get(key, opts.clone()))
+            .collect();
+        self.race(key, reads, |o: &mut Object| &mut o.meta.version).await
+    }
+
+    async fn head(&self, key: &Key) -> Result<Meta> {
+        self.check("head")?;
+        let reads = self.inner.sync.iter().map(|s| (**s).head(key)).collect();
+        self.race(key, reads, |m: &mut Meta| &mut m.version).await
+    }
+
+    async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        self.mutate("delete", key, Mutation::Delete, self.delete_sync(key, opts))
+            .await?;
+        tracing::trace!(key = %key, "replica delete");
+        Ok(())
+    }
+
+    /// The sorted, de-duplicated union of the sync stores' listings; the first error from
+    /// any store ends it.
+    fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
+        if let Err(e) = self.check("list") {
+            return stream::once(future::ready(Err(e))).boxed();
+        }
+        let listings = self.inner.sync.iter().map(|s| (**s).list(opts.clone())).collect();
+        merge_listings(listings)
+            .filter_map(|merged| future::ready(union_entry(merged)))
+            .scan(false, |failed, entry| {
+                let next = (!*failed).then_some(entry);
+                *failed |= next.as_ref().is_some_and(Result::is_err);
+                future::ready(next)
+            })
+            .boxed()
+    }
+
+    async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+        self.check("watch")?;
+        self.primary().watch(key, seen).await
+    }
+}
