@@ -14,8 +14,8 @@ use crate::key::Key;
 use crate::meta::Meta;
 use crate::options::{DeleteOptions, GetOptions, ListOptions, PutOptions};
 use crate::version::Version;
-/// A store of objects: the small trait every backend implements.
 
+/// A store of objects: the small trait every backend implements.
 ///
 /// Conveniences (`put_bytes`, `get_bytes`, `create`, `update`, a read-modify-write loop …)
 /// live in [`BackendExt`](crate::BackendExt), which every `Backend` gets for free. Keeping
@@ -46,47 +46,46 @@ use crate::version::Version;
 pub trait Backend: Send + Sync + Debug + 'static {
     /// What this backend supports and guarantees.
     fn capabilities(&self) -> Capabilities;
+
     /// Stores `data` at `key` atomically, subject to `opts.mode`.
-
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta>;
-    /// Opens a writer for a large object. Nothing is visible until
 
+    /// Opens a writer for a large object. Nothing is visible until
     /// [`ObjectWriter::close`], which applies `opts.mode` atomically; dropping the writer
     /// aborts it.
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>>;
+
     /// Reads an object (or a range of it), subject to `opts`' conditions.
-
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object>;
+
     /// Reads an object's metadata.
-
     async fn head(&self, key: &Key) -> Result<Meta>;
+
     /// Deletes an object, subject to `opts.if_match`.
-
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()>;
+
     /// Lists objects in ascending key order.
-
     fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>>;
-    /// Waits until `key`'s version differs from `seen` (`None` = absent) and returns the new
 
+    /// Waits until `key`'s version differs from `seen` (`None` = absent) and returns the new
     /// version, or `None` if the key is now absent.
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>>;
 }
-/// A streaming write in progress. Chunks are not visible to readers until `close` commits
 
+/// A streaming write in progress. Chunks are not visible to readers until `close` commits
 /// them all at once; dropping the writer without closing it aborts the write.
 #[async_trait]
 pub trait ObjectWriter: Send + Debug {
     /// Appends a chunk.
     async fn write(&mut self, chunk: Bytes) -> Result<()>;
+
     /// Commits the object atomically, applying the put mode given when the writer was opened.
-
     async fn close(self: Box<Self>) -> Result<Meta>;
-    /// Discards everything written. Dropping the writer does the same, but `abort` reports
 
+    /// Discards everything written. Dropping the writer does the same, but `abort` reports
     /// errors and waits for clean-up to finish.
     async fn abort(self: Box<Self>) -> Result<()>;
 }
-
 macro_rules! forward_backend {
     ($ptr:ident) => {
         #[async_trait]

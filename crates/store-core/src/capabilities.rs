@@ -93,6 +93,7 @@ impl Capabilities {
         self.max_object_size = limit;
         self
     }
+
     /// What two backends both guarantee (flags ANDed, the smaller size limit).
     pub fn intersection(self, other: Capabilities) -> Capabilities {
         Capabilities {

@@ -127,6 +127,7 @@ mod writer;
 
 /// Re-exported so implementers use the same versions as the traits.
 pub use async_trait::async_trait;
+
 pub use backend::{Backend, ObjectWriter};
 pub use backoff::{Backoff, Retries};
 pub use body::{Body, Object};

@@ -33,10 +33,12 @@ impl PutOptions {
         self.mode = mode;
         self
     }
+
     /// `PutMode::Create`.
     pub fn create() -> Self {
         PutMode::Create.into()
     }
+
     /// `PutMode::Update(version)`.
     pub fn update(version: Version) -> Self {
         PutMode::Update(version).into()
@@ -48,6 +50,7 @@ impl From<PutMode> for PutOptions {
         PutOptions { mode }
     }
 }
+
 /// A byte range of an object to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ByteRange {
@@ -91,6 +94,7 @@ impl From<std::ops::RangeFrom<u64>> for ByteRange {
         ByteRange::From(r.start)
     }
 }
+
 /// Options for [`Backend::get`](crate::Backend::get).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -107,21 +111,21 @@ impl GetOptions {
     /// Reads only `range`.
     pub fn with_range(mut self, range: impl Into<ByteRange>) -> Self {
         self.range = Some(range.into());
-
         self
     }
+
     /// Requires the current version to be `v`.
     pub fn with_if_match(mut self, v: Version) -> Self {
         self.if_match = Some(v);
-
         self
     }
+
     /// Skips the read if the current version is `v`.
     pub fn with_if_none_match(mut self, v: Version) -> Self {
         self.if_none_match = Some(v);
-
         self
     }
+
     /// Checks the conditions against the current version, in the order HTTP does
     /// (`if_match` first). Backends call this so that every backend answers alike.
     pub fn check(&self, key: &Key, current: &Version) -> Result<()> {
@@ -144,6 +148,7 @@ impl GetOptions {
         Ok(())
     }
 }
+
 /// Options for [`Backend::delete`](crate::Backend::delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -156,10 +161,10 @@ impl DeleteOptions {
     /// Deletes only if the current version is `v`.
     pub fn with_if_match(mut self, v: Version) -> Self {
         self.if_match = Some(v);
-
         self
     }
 }
+
 /// Options for [`Backend::list`](crate::Backend::list).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -173,17 +178,17 @@ pub struct ListOptions {
 
 impl ListOptions {
     /// Only keys starting with `prefix`.
-
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
     }
-    /// Only keys strictly after `key`.
 
+    /// Only keys strictly after `key`.
     pub fn with_start_after(mut self, key: impl Into<String>) -> Self {
         self.start_after = Some(key.into());
         self
     }
+
     /// Whether `key` belongs in this listing.
     pub fn matches(&self, key: &str) -> bool {
         self.prefix.as_deref().is_none_or(|p| key.starts_with(p))

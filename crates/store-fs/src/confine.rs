@@ -99,15 +99,17 @@ pub(crate) fn io_error(op: &'static str, key: &Key, e: Errno) -> Error {
     Error::io(op, key, std::io::Error::from(e))
 }
 
-/// The error for a write that meets a symlink (or a device, FIFO, socket) under the root:
-/// FsStore neither follows nor replaces such entries.
+/// The error for a write that meets a symlink, a device, FIFO or socket, or a regular file
+/// with several names (a hard link) under the root: FsStore neither follows nor replaces
+/// such entries.
 pub(crate) fn foreign_entry(op: &'static str, key: &Key, what: &str) -> Error {
     Error::invalid_input(
         op,
         Some(key),
         format!(
-            "{what:?} under the store's root is a symbolic link or special file; \
-             FsStore never follows nor replaces those (remove it to use this key)"
+            "{what:?} under the store's root is a symbolic link, a special file or a hard link \
+             (a file with several names); FsStore never reads, follows nor replaces those \
+             (remove it to use this key)"
         ),
     )
 }

@@ -18,18 +18,51 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, RenameFlags, Stat};
 use rustix::io::Errno;
-use store_core::{Error, Key, Result};
+use store_core::{Error, Key, Result, Version};
 
 use crate::builder::Durability;
 use crate::confine::{
     SELF_NAME, dup, foreign_entry, io_error, kind_at, open_dir, read_flags, retry, walk_parent,
 };
 use crate::root::Root;
+use crate::stamp::Ceiling;
 use crate::temp::{still_linked, unique_name};
 
 /// How often a path operation retries when a concurrent writer changes the path under it
 /// (a directory created or removed meanwhile) before giving up.
 pub(crate) const RACE_RETRIES: usize = 64;
+
+/// How long a reader waits for a regular file with more than one link to settle before
+/// it counts the file as foreign. Moving an object into `.store-self` (see the module docs)
+/// links it twice for a moment; a hard link planted to a file elsewhere stays.
+const LINK_SETTLE_TRIES: usize = 20;
+const LINK_SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Whether `st` is a regular file with one name (or none: a file opened for reading and
+/// replaced since): the only files FsStore treats as objects. A hard link to a file
+/// outside the root must never be read through the store.
+fn is_object_file(st: &Stat) -> bool {
+    is(st, FileType::RegularFile) && st.st_nlink <= 1
+}
+
+/// Runs `look` until it no longer reports (with its flag) a regular file with several
+/// links (see [`LINK_SETTLE_TRIES`]), returning its last answer.
+fn settled<T>(mut look: impl FnMut() -> rustix::io::Result<(T, bool)>) -> rustix::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        let (found, linked) = look()?;
+        tries += 1;
+        if !linked || tries >= LINK_SETTLE_TRIES {
+            return Ok(found);
+        }
+        std::thread::sleep(LINK_SETTLE_PAUSE);
+    }
+}
+
+/// Whether `st` is a regular file with several names.
+fn is_linked_file(st: &Stat) -> bool {
+    is(st, FileType::RegularFile) && st.st_nlink > 1
+}
 
 /// What is at a key's leaf name in its parent directory.
 #[derive(Debug)]
@@ -41,17 +74,24 @@ pub(crate) enum Located {
     /// A directory (keys below it exist or existed); the object, if any, is its
     /// `.store-self`.
     Nested(OwnedFd, Option<Stat>),
-    /// A symlink or special file: not an object, never followed nor replaced.
+    /// A symlink, a special file, or a regular file with several names (a hard link):
+    /// not an object, never read, followed nor replaced.
     Foreign,
 }
 
 impl Located {
-    /// The stat of the object, if there is one.
-    pub(crate) fn object(&self) -> Option<&Stat> {
+    /// The version and stat of the object, if there is one; `parent` and `leaf` are what
+    /// was located.
+    pub(crate) fn version(
+        &self,
+        parent: BorrowedFd<'_>,
+        leaf: &str,
+        ceiling: Ceiling,
+    ) -> rustix::io::Result<Option<(Version, Stat)>> {
         match self {
-            Located::File(st) => Some(st),
-            Located::Nested(_, st) => st.as_ref(),
-            Located::Absent | Located::Foreign => None,
+            Located::File(st) => ceiling.version_at(parent, leaf, st).map(Some),
+            Located::Nested(dir, Some(st)) => ceiling.version_at(dir.as_fd(), SELF_NAME, st).map(Some),
+            Located::Nested(_, None) | Located::Absent | Located::Foreign => Ok(None),
         }
     }
 }
@@ -62,17 +102,23 @@ fn is(st: &Stat, ty: FileType) -> bool {
 
 /// Looks at `leaf` in `parent` without following symlinks.
 pub(crate) fn locate(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<Located> {
+    settled(|| locate_once(parent, leaf))
+}
+
+/// One look at `leaf`; the flag says a regular file with several names was found (and
+/// reported as foreign).
+fn locate_once(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<(Located, bool)> {
     for _ in 0..RACE_RETRIES {
         let st = match rustix::fs::statat(parent, leaf, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
-            Err(Errno::NOENT) => return Ok(Located::Absent),
+            Err(Errno::NOENT) => return Ok((Located::Absent, false)),
             Err(e) => return Err(e),
         };
-        if is(&st, FileType::RegularFile) {
-            return Ok(Located::File(st));
+        if is_object_file(&st) {
+            return Ok((Located::File(st), false));
         }
         if !is(&st, FileType::Directory) {
-            return Ok(Located::Foreign);
+            return Ok((Located::Foreign, is_linked_file(&st)));
         }
         let dir = match open_dir(parent, leaf) {
             Ok(d) => d,
@@ -81,30 +127,35 @@ pub(crate) fn locate(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<L
             Err(e) => return Err(e),
         };
         return match rustix::fs::statat(&dir, SELF_NAME, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if is(&st, FileType::RegularFile) => Ok(Located::Nested(dir, Some(st))),
-            Ok(_) => Ok(Located::Foreign),
-            Err(Errno::NOENT) => Ok(Located::Nested(dir, None)),
+            Ok(st) if is_object_file(&st) => Ok((Located::Nested(dir, Some(st)), false)),
+            Ok(st) => Ok((Located::Foreign, is_linked_file(&st))),
+            Err(Errno::NOENT) => Ok((Located::Nested(dir, None), false)),
             Err(e) => Err(e),
         };
     }
     Err(Errno::AGAIN)
 }
 
-/// The stat of `key`'s object, or `None` if absent (symlinks and special files count as
-/// absent).
-pub(crate) fn stat_object(root: BorrowedFd<'_>, key: &Key) -> rustix::io::Result<Option<Stat>> {
+/// The version and stat of `key`'s object, or `None` if absent (symlinks, special files
+/// and hard links count as absent).
+pub(crate) fn stat_object(
+    root: BorrowedFd<'_>,
+    key: &Key,
+    ceiling: Ceiling,
+) -> rustix::io::Result<Option<(Version, Stat)>> {
     let Some(parent) = walk_parent(root, key)? else {
         return Ok(None);
     };
-    Ok(locate(parent.as_fd(), key.name())?.object().copied())
+    locate(parent.as_fd(), key.name())?.version(parent.as_fd(), key.name(), ceiling)
 }
 
-/// Opens `key`'s object for reading, with its stat taken from the open descriptor (so
-/// content and version always belong together).
+/// Opens `key`'s object for reading, with its stat and version taken from the open
+/// descriptor (so content and version always belong together).
 pub(crate) fn open_object(
     root: BorrowedFd<'_>,
     key: &Key,
-) -> rustix::io::Result<Option<(std::fs::File, Stat)>> {
+    ceiling: Ceiling,
+) -> rustix::io::Result<Option<(std::fs::File, Stat, Version)>> {
     let Some(parent) = walk_parent(root, key)? else {
         return Ok(None);
     };
@@ -116,23 +167,31 @@ pub(crate) fn open_object(
         Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => Ok(None),
         Err(e) => Err(e),
     };
-    let Some(fd) = open(parent.as_fd(), key.name())? else {
-        return Ok(None);
-    };
-    let st = rustix::fs::fstat(&fd)?;
-    let (fd, st) = if is(&st, FileType::Directory) {
-        let Some(inner) = open(fd.as_fd(), SELF_NAME)? else {
-            return Ok(None);
+    let opened = settled(|| {
+        let Some(fd) = open(parent.as_fd(), key.name())? else {
+            return Ok((None, false));
         };
-        let st = rustix::fs::fstat(&inner)?;
-        (inner, st)
-    } else {
-        (fd, st)
-    };
-    if !is(&st, FileType::RegularFile) {
+        let st = rustix::fs::fstat(&fd)?;
+        let (fd, st) = if is(&st, FileType::Directory) {
+            let Some(inner) = open(fd.as_fd(), SELF_NAME)? else {
+                return Ok((None, false));
+            };
+            let st = rustix::fs::fstat(&inner)?;
+            (inner, st)
+        } else {
+            (fd, st)
+        };
+        if is_object_file(&st) {
+            Ok((Some((fd, st)), false))
+        } else {
+            Ok((None, is_linked_file(&st)))
+        }
+    })?;
+    let Some((fd, st)) = opened else {
         return Ok(None);
-    }
-    Ok(Some((std::fs::File::from(fd), st)))
+    };
+    let version = ceiling.version(fd.as_fd(), &st)?;
+    Ok(Some((std::fs::File::from(fd), st, version)))
 }
 
 /// Opens (creating as needed) the parent directory of `key` for a write, converting

@@ -72,6 +72,16 @@
 //! on a file system that drops the nanoseconds of mtimes. A file changed by other tools
 //! shows as a new version (its size or mtime changes).
 //!
+//! Filesystems store mtimes only up to a limit and clamp later ones silently (ext4: 2446,
+//! or 2038 with 128-byte inodes; XFS without `bigtime`: 2038). Opening a store measures
+//! that limit. A stripe whose stamps reach it — a file restored with a far-future mtime, a
+//! clock past the limit — can no longer make mtimes grow, so each file it writes gets a
+//! random 128-bit write id in the extended attribute `user.store.id`, and the version
+//! becomes `v<inode>-<mtime ns>-<size>-<id>`. That costs one `fsetxattr` and a second
+//! fsync per put, and one `fgetxattr` per read of such a file; files below the limit pay
+//! nothing. A filesystem without user extended attributes refuses puts on such a stripe
+//! with a clear error rather than repeat a version.
+//!
 //! **Durability** ([`Durability`], set with [`FsStoreBuilder::durability`]):
 //! `Full` (default) fsyncs the file before the rename and its directory after it, so a put
 //! that returned survives a power loss; `File` fsyncs only the file; `None` never fsyncs.
@@ -81,7 +91,9 @@
 //!
 //! **Listings** walk the tree lazily, a page at a time, and never collect the whole tree:
 //! a key that exists throughout a listing appears exactly once and in order; keys written
-//! or deleted while it runs may or may not appear.
+//! or deleted while it runs may or may not appear. A directory or file that cannot be read
+//! (permissions, I/O errors) is one error item naming it, and the listing goes on with the
+//! rest: one bad entry never makes the rest of the store unlistable.
 //!
 //! **Crashes.** A writer killed at any point leaves each key with its old or its new
 //! complete content, plus perhaps a temp file. Opening a store sweeps those (see
@@ -103,6 +115,13 @@
 //! foreign process swaps in at a key's own name between FsStore's check and its rename or
 //! unlink is replaced or removed — the link itself, never its target.) FIFOs, sockets and
 //! devices are treated the same way, and opening a planted FIFO never blocks.
+//!
+//! **Hard links count as foreign too.** A regular file with more than one name may be a
+//! link to a file outside the root, so it is never read (`get`, `head`, `watch` see the
+//! key absent, listings skip it) nor replaced (a put fails as above). A lock file under
+//! `.store/locks/` that is not a regular file with one name makes opening the store fail,
+//! naming it. (Moving an object under a directory to make room for nested keys links it
+//! twice for a moment; readers wait a few milliseconds for that to settle before deciding.)
 //!
 //! The root path given to [`FsStore::open`] is resolved normally (it may itself be a
 //! symlink); confinement starts below it.

@@ -8,8 +8,10 @@
 //! order, so keys come out sorted without collecting the whole tree.
 //!
 //! Subtrees that cannot hold a key in range (by `prefix` or `start_after`) are never
-//! opened. Symlinks, special files, internal names and names that are not valid key
-//! segments (not UTF-8, control characters, backslashes, …) are skipped.
+//! opened. Symlinks, special files, hard links, internal names and names that are not
+//! valid key segments (not UTF-8, control characters, backslashes, …) are skipped. A
+//! directory or file that cannot be read is reported as one error item naming it, and the
+//! listing goes on: one bad entry never makes the rest of a store unlistable.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -68,11 +70,11 @@ impl Walker {
         Error::io("list", self.root.path.display(), e.into())
     }
 
-    fn frame(&self, dir: OwnedFd, base: &str) -> Result<Frame> {
-        let mut reader = Dir::read_from(&dir).map_err(|e| self.io(e))?;
+    fn frame(&self, dir: OwnedFd, base: &str) -> rustix::io::Result<Frame> {
+        let mut reader = Dir::read_from(&dir)?;
         let mut items = Vec::new();
         while let Some(entry) = reader.read() {
-            let entry = entry.map_err(|e| self.io(e))?;
+            let entry = entry?;
             let Ok(name) = entry.file_name().to_str() else {
                 continue;
             };
@@ -112,12 +114,14 @@ impl Walker {
         Ok(Frame { dir, items, next: 0 })
     }
 
-    /// Up to `max` more entries; an empty page means the listing is over.
-    pub(crate) fn next_page(&mut self, max: usize) -> Result<Vec<Meta>> {
+    /// Up to `max` more entries; an empty page means the listing is over. A directory or
+    /// file that cannot be read (permissions, I/O) is one error item naming it, and the
+    /// walk goes on with the rest; only a root that cannot be read ends the listing.
+    pub(crate) fn next_page(&mut self, max: usize) -> Result<Vec<Result<Meta>>> {
         if !self.started {
             self.started = true;
             let root = rustix::io::fcntl_dupfd_cloexec(&self.root.fd, 0).map_err(|e| self.io(e))?;
-            let frame = self.frame(root, "")?;
+            let frame = self.frame(root, "").map_err(|e| self.io(e))?;
             self.stack.push(frame);
         }
         let mut page = Vec::new();
@@ -146,14 +150,15 @@ impl Walker {
                     if !wants_subtree(&self.opts, &item.key) {
                         continue;
                     }
+                    let unreadable = |e: Errno| Error::io("list", &item.key, e.into());
                     match open_dir(dir, &item.name) {
-                        Ok(sub) => {
-                            let frame = self.frame(sub, &item.key)?;
-                            self.stack.push(frame);
-                        }
+                        Ok(sub) => match self.frame(sub, &item.key) {
+                            Ok(frame) => self.stack.push(frame),
+                            Err(e) => page.push(Err(unreadable(e))),
+                        },
                         // Removed or replaced since it was read: nothing to list there.
                         Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => {}
-                        Err(e) => return Err(self.io(e)),
+                        Err(e) => page.push(Err(unreadable(e))),
                     }
                 }
                 ItemKind::File | ItemKind::DirSelf => {
@@ -166,10 +171,15 @@ impl Walker {
                     };
                     // `locate` rather than the type read from the directory: a file may have
                     // become a directory (its object moved to `.store-self`) meanwhile.
-                    match locate(dir, &item.name).map(|l| l.object().copied()) {
-                        Ok(Some(st)) => page.push(stamp::meta(key, &st)),
+                    let found =
+                        locate(dir, &item.name).and_then(|l| l.version(dir, &item.name, self.root.ceiling));
+                    match found {
+                        Ok(Some((version, st))) => page.push(Ok(stamp::meta(key, &st, version))),
                         Ok(None) => {}
-                        Err(e) => return Err(Error::io("list", &item.key, e.into())),
+                        // A directory that cannot be opened is reported once, by its subtree
+                        // item, which is always visited when this key is in range.
+                        Err(Errno::ACCESS | Errno::PERM) if item.kind == ItemKind::DirSelf => {}
+                        Err(e) => page.push(Err(Error::io("list", &item.key, e.into()))),
                     }
                 }
             }

@@ -19,7 +19,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use parking_lot::{Mutex, MutexGuard};
-use rustix::fs::{FlockOperation, Mode, OFlags, Timestamps};
+use rustix::fs::{FileType, FlockOperation, Mode, OFlags, Timestamps};
 
 use crate::confine::{open_dir, retry};
 use crate::stamp;
@@ -57,24 +57,30 @@ fn stripe_of(key: &str) -> usize {
 
 impl LockTable {
     /// Opens (creating if needed) `.store/locks/00` … `63` under `internal`.
-    pub(crate) fn open(internal: BorrowedFd<'_>) -> rustix::io::Result<LockTable> {
+    /// A lock file that is not a regular file with one name is refused.
+    pub(crate) fn open(internal: BorrowedFd<'_>) -> std::io::Result<LockTable> {
         match rustix::fs::mkdirat(internal, "locks", Mode::from_raw_mode(0o777)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         let dir = open_dir(internal, "locks")?;
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let stripes = (0..STRIPES)
             .map(|i| {
-                let file = retry(|| {
-                    rustix::fs::openat(dir.as_fd(), format!("{i:02}"), flags, Mode::from_raw_mode(0o666))
-                })?;
+                let name = format!("{i:02}");
+                let file =
+                    retry(|| rustix::fs::openat(dir.as_fd(), &name, flags, Mode::from_raw_mode(0o666)))
+                        .map_err(|e| {
+                            let e = std::io::Error::from(e);
+                            std::io::Error::new(e.kind(), format!("the lock file .store/locks/{name}: {e}"))
+                        })?;
+                check_lock_file(&file, &name)?;
                 Ok(Stripe {
                     mutex: Mutex::new(()),
                     file,
                 })
             })
-            .collect::<rustix::io::Result<Vec<_>>>()?;
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(LockTable { stripes })
     }
 
@@ -88,6 +94,27 @@ impl LockTable {
             file: stripe.file.as_fd(),
         })
     }
+}
+
+/// Refuses a lock file that is not a regular file with exactly one name: a hard link to
+/// a file outside the root would otherwise have its mtime (the stripe's stamp) rewritten by
+/// every put. An attacker who can write `.store/` could plant one before the store opens.
+fn check_lock_file(file: &OwnedFd, name: &str) -> std::io::Result<()> {
+    let st = rustix::fs::fstat(file)?;
+    let regular = FileType::from_raw_mode(st.st_mode as _) == FileType::RegularFile;
+    if regular && st.st_nlink == 1 {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "the lock file .store/locks/{name} is not a regular file with one name ({} links{}); \
+             FsStore refuses it, since writing through it could change a file outside the root \
+             (remove it to let the store recreate it)",
+            st.st_nlink,
+            if regular { "" } else { ", not a regular file" }
+        ),
+    ))
 }
 
 impl KeyLock<'_> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Stat, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timestamps};
 use rustix::io::Errno;
 use store_core::{Error, Key, Meta, PutMode, Result, Version};
 
@@ -15,9 +15,10 @@ use crate::confine::{INTERNAL_DIR, SELF_NAME, foreign_entry, io_error, open_dir,
 use crate::group_commit::GroupCommit;
 use crate::layout::{Located, RACE_RETRIES, locate, prepare_parent, remove_empty_dirs};
 use crate::locks::LockTable;
-use crate::stamp;
+use crate::stamp::{self, Ceiling};
 use crate::temp::{TempFile, unique_name};
 use store_core::WatcherRegistry;
+
 /// One open store root.
 #[derive(Debug)]
 pub(crate) struct Root {
@@ -28,6 +29,8 @@ pub(crate) struct Root {
     pub(crate) group: GroupCommit,
     pub(crate) watchers: Arc<WatcherRegistry>,
     pub(crate) watch_poll: Duration,
+    /// The largest mtime the filesystem stores (see [`stamp`](crate::stamp)).
+    pub(crate) ceiling: Ceiling,
 }
 
 impl Root {
@@ -59,7 +62,8 @@ impl Root {
                 backend: "FsStore",
             },
         )?;
-        let locks = LockTable::open(internal.as_fd()).map_err(|e| io(e.into()))?;
+        let ceiling = Ceiling::probe(internal.as_fd()).map_err(|e| io(e.into()))?;
+        let locks = LockTable::open(internal.as_fd()).map_err(io)?;
         Ok(Root {
             fd,
             path: opts.root.clone(),
@@ -68,6 +72,7 @@ impl Root {
             group: GroupCommit::default(),
             watchers: Arc::new(WatcherRegistry::default()),
             watch_poll: opts.watch_poll,
+            ceiling,
         })
     }
 
@@ -81,6 +86,7 @@ impl Root {
     fn wake(&self, key: &Key) {
         self.watchers.wake(key);
     }
+
     /// Creates a temp file in `key`'s directory (creating directories as needed).
     pub(crate) fn create_temp(&self, key: &Key, op: &'static str) -> Result<TempFile> {
         for _ in 0..RACE_RETRIES {
@@ -95,6 +101,7 @@ impl Root {
         }
         Err(io_error(op, key, Errno::AGAIN))
     }
+
     /// Renames a fully written temp file into place as `key`'s object, if `mode` allows,
     /// and makes that durable as configured.
     pub(crate) fn commit(
@@ -114,8 +121,10 @@ impl Root {
         // The mtime (part of the version) is proposed and the data fsynced before taking
         // the lock, so the lock is held only for a few metadata calls. Under the lock the
         // stamp is checked against the stripe's last one and bumped in the rare case it is
-        // not newer.
-        let mut stamp = stamp::propose();
+        // not newer; at the filesystem's mtime ceiling, where it cannot grow, the file gets
+        // a write id instead (see `stamp`).
+        let mut stamp = self.ceiling.cap(stamp::propose());
+        let mut write_id: Option<String> = None;
         tmp.set_mtime(stamp).map_err(io)?;
         fsync(&tmp)?;
         let leaf = key.name();
@@ -131,14 +140,20 @@ impl Root {
             if matches!(located, Located::Foreign) {
                 return Err(foreign_entry(op, key, key.as_str()));
             }
-            check_mode(mode, located.object(), key, op)?;
+            let current = located.version(tmp.dir.as_fd(), leaf, self.ceiling).map_err(io)?;
+            check_mode(mode, current.as_ref().map(|(v, _)| v), key, op)?;
             let floor = lock
                 .last_stamp()
                 .map_err(io)?
-                .max(located.object().map_or(i128::MIN, stamp::mtime_ns));
+                .max(current.as_ref().map_or(i128::MIN, |(_, st)| stamp::mtime_ns(st)));
             if stamp <= floor {
-                stamp = floor + 1;
+                stamp = self.ceiling.cap(floor + 1);
                 tmp.set_mtime(stamp).map_err(io)?;
+                if stamp <= floor && write_id.is_none() {
+                    let id = stamp::new_write_id();
+                    stamp::set_write_id(tmp.file.as_fd(), &id).map_err(|e| ceiling_error(op, key, e))?;
+                    write_id = Some(id);
+                }
                 fsync(&tmp)?;
             }
             lock.record_stamp(stamp).map_err(io)?;
@@ -183,14 +198,14 @@ impl Root {
         let dir = nested.as_ref().map_or(tmp.dir.as_fd(), |d| d.as_fd());
         self.sync_dir(dir, op, key)?;
         drop(tmp);
-        let meta = stamp::meta(key.clone(), &st);
+        let meta = stamp::meta(key.clone(), &st, stamp::version(&st, write_id.as_deref()));
         tracing::trace!(key = %key, version = %meta.version, size = meta.size, "fs put");
         Ok(meta)
     }
+
     /// Deletes `key`'s object, if `if_match` allows.
     pub(crate) fn delete(&self, key: &Key, if_match: Option<&Version>) -> Result<()> {
         let op = "delete";
-
         let io = |e| io_error(op, key, e);
         let not_found = || Error::NotFound {
             op,
@@ -202,19 +217,21 @@ impl Root {
         let dir = {
             let _lock = self.locks.lock(key.as_str()).map_err(io)?;
             let located = locate(parent.as_fd(), key.name()).map_err(io)?;
-            let Some(st) = located.object() else {
+            let Some((actual, _)) = located
+                .version(parent.as_fd(), key.name(), self.ceiling)
+                .map_err(io)?
+            else {
                 return Err(not_found());
             };
-            if let Some(want) = if_match {
-                let actual = stamp::version(st);
-                if want != &actual {
-                    return Err(Error::Conflict {
-                        op,
-                        key: key.to_string(),
-                        expected: Some(want.clone()),
-                        actual: Some(actual),
-                    });
-                }
+            if let Some(want) = if_match
+                && want != &actual
+            {
+                return Err(Error::Conflict {
+                    op,
+                    key: key.to_string(),
+                    expected: Some(want.clone()),
+                    actual: Some(actual),
+                });
             }
             match located {
                 Located::Nested(d, _) => {
@@ -234,38 +251,54 @@ impl Root {
         Ok(())
     }
 }
-/// Applies a put mode to the current object (`None` = absent).
-fn check_mode(mode: &PutMode, current: Option<&Stat>, key: &Key, op: &'static str) -> Result<()> {
+/// The error for a put that needs a write id (at the mtime ceiling) on a filesystem that
+/// cannot store one: refusing is the only way not to repeat a version.
+fn ceiling_error(op: &'static str, key: &Key, e: Errno) -> Error {
+    Error::io(
+        op,
+        key,
+        std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!(
+                "this key's lock stripe has reached the largest modification time the filesystem \
+                 stores, so FsStore marks new versions with the extended attribute user.store.id, \
+                 which this filesystem refused ({e})"
+            ),
+        ),
+    )
+}
+
+/// Applies a put mode to the current object's version (`None` = absent).
+fn check_mode(mode: &PutMode, current: Option<&Version>, key: &Key, op: &'static str) -> Result<()> {
     match (mode, current) {
         (PutMode::Overwrite, _) | (PutMode::Create, None) => Ok(()),
-        (PutMode::Create, Some(st)) => Err(Error::AlreadyExists {
+        (PutMode::Create, Some(actual)) => Err(Error::AlreadyExists {
             op,
             key: key.to_string(),
-            version: stamp::version(st),
+            version: actual.clone(),
         }),
         (PutMode::Update(_), None) => Err(Error::NotFound {
             op,
             key: key.to_string(),
         }),
-        (PutMode::Update(want), Some(st)) => {
-            let actual = stamp::version(st);
-            if want == &actual {
+        (PutMode::Update(want), Some(actual)) => {
+            if want == actual {
                 Ok(())
             } else {
                 Err(Error::Conflict {
                     op,
                     key: key.to_string(),
                     expected: Some(want.clone()),
-                    actual: Some(actual),
+                    actual: Some(actual.clone()),
                 })
             }
         }
     }
 }
+
 /// Whether the filesystem keeps the nanoseconds of an mtime we set.
 fn check_nanosecond_mtimes(internal: BorrowedFd<'_>) -> rustix::io::Result<bool> {
     let name = unique_name();
-
     let fd = rustix::fs::openat(
         internal,
         &name,

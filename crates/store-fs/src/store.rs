@@ -106,8 +106,8 @@ impl FsStore {
     async fn current_version(&self, key: &Key) -> Result<Option<Version>> {
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("watch", key, move || {
-            stat_object(root.fd.as_fd(), &k)
-                .map(|st| st.as_ref().map(stamp::version))
+            stat_object(root.fd.as_fd(), &k, root.ceiling)
+                .map(|found| found.map(|(version, _)| version))
                 .map_err(|e| io_error("watch", &k, e))
         })
         .await
@@ -213,10 +213,10 @@ impl Backend for FsStore {
         check_key(key)?;
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("get", key, move || {
-            let (file, st) = open_object(root.fd.as_fd(), &k)
+            let (file, st, version) = open_object(root.fd.as_fd(), &k, root.ceiling)
                 .map_err(|e| io_error("get", &k, e))?
                 .ok_or_else(|| not_found("get", &k))?;
-            let meta = stamp::meta(k.clone(), &st);
+            let meta = stamp::meta(k.clone(), &st, version);
             tracing::trace!(key = %k, version = %meta.version, size = meta.size, "fs get");
             opts.check(&k, &meta.version)?;
             let range = match &opts.range {
@@ -238,11 +238,11 @@ impl Backend for FsStore {
         check_key(key)?;
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("head", key, move || {
-            let st = stat_object(root.fd.as_fd(), &k)
+            let (version, st) = stat_object(root.fd.as_fd(), &k, root.ceiling)
                 .map_err(|e| io_error("head", &k, e))?
                 .ok_or_else(|| not_found("head", &k))?;
             tracing::trace!(key = %k, "fs head");
-            Ok(stamp::meta(k, &st))
+            Ok(stamp::meta(k, &st, version))
         })
         .await
     }
@@ -265,9 +265,7 @@ impl Backend for FsStore {
             .await;
             match page {
                 Ok((_, Ok(page))) if page.is_empty() => None,
-                Ok((walker, Ok(page))) => {
-                    Some((stream::iter(page.into_iter().map(Ok)).boxed(), Some(walker)))
-                }
+                Ok((walker, Ok(page))) => Some((stream::iter(page).boxed(), Some(walker))),
                 Ok((_, Err(e))) => Some((stream::once(async { Err(e) }).boxed(), None)),
                 Err(e) => Some((
                     stream::once(async move { Err(Error::io("list", "<root>", std::io::Error::other(e))) })

@@ -17,11 +17,12 @@ use store_core::{
 };
 
 use store_core::WatcherRegistry;
+
 /// How many entries a listing copies out per acquisition of the read lock: large enough to
 /// make listing fast, small enough that a listing never holds up writers for long.
 const LIST_PAGE: usize = 1024;
-/// An ordered, concurrent, in-memory [`Backend`].
 
+/// An ordered, concurrent, in-memory [`Backend`].
 ///
 /// - **Zero-copy**: a get hands out a reference-counted slice of the stored [`Bytes`]; range
 ///   reads slice it too.
@@ -91,23 +92,23 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
-    /// The number of objects stored.
 
+    /// The number of objects stored.
     pub fn len(&self) -> usize {
         self.inner.map.read().len()
     }
-    /// True if no object is stored.
 
+    /// True if no object is stored.
     pub fn is_empty(&self) -> bool {
         self.inner.map.read().is_empty()
     }
-    /// Total bytes of object data stored (shared buffers counted once per object).
 
+    /// Total bytes of object data stored (shared buffers counted once per object).
     pub fn bytes_stored(&self) -> u64 {
         self.inner.map.read().values().map(|e| e.data.len() as u64).sum()
     }
-    /// Number of keys that currently have live watchers. Zero once every watch future has
 
+    /// Number of keys that currently have live watchers. Zero once every watch future has
     /// returned or been dropped.
     pub fn watched_keys(&self) -> usize {
         self.inner.watchers.watched_keys()
@@ -116,8 +117,8 @@ impl MemoryStore {
     fn next_version(&self) -> u64 {
         self.inner.last_version.fetch_add(1, Ordering::Relaxed) + 1
     }
-    /// Called with the write lock held, after a change to `key`. Reading `any()` under the
 
+    /// Called with the write lock held, after a change to `key`. Reading `any()` under the
     /// lock is what makes a concurrent `watch` race-free: a watcher either registered before
     /// this point (and is woken) or reads the map after this change (and sees it).
     fn must_wake(&self) -> bool {
