@@ -47,8 +47,12 @@
 //! depend only on the changes, and `begin_recovery` returns the first id for a session
 //! already committed (also after a restart) and applies one that was not.
 //!
-//! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations —
-//! the tool for testing combinators (fan-out, replicas) against failing backends.
+//! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations,
+//! on every call or at random — the tool for testing combinators (fan-out, replicas) and
+//! layer stacks (retries, timeouts) against failing backends. Errors come before the call
+//! takes effect ([`Fault::Refused`] says so, as a refused connection would) or after it
+//! ([`Fault::LostReply`]: the write was applied, the reply lost), and listings can fail
+//! mid-stream ([`FaultOp::ListItem`]).
 //! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.
 
 pub mod backend;
