@@ -9,8 +9,6 @@
 //! Because every component is a version its backend never reuses, a composite is never
 //! reused either, and comparing composites compares every copy at once.
 
-use std::fmt::Write as _;
-
 use store_core::Version;
 
 /// The state of one backend's copy, as recorded in a composite version.
@@ -33,115 +31,30 @@ impl Component {
             Component::Unknown => None,
         }
     }
-
-    /// The component, borrowed for [`encode_parts`].
-    pub(crate) fn part(&self) -> Part<'_> {
-        match self {
-            Component::Present(v) => Part::Present(v),
-            Component::Absent => Part::Absent,
-            Component::Unknown => Part::Unknown,
-        }
-    }
 }
 
-/// A borrowed [`Component`]: what [`encode_parts`] takes, so that a composite can be
-/// encoded from wherever the backend versions already are, without collecting them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part<'a> {
-    /// The backend holds this version.
-    Present(&'a Version),
-    /// The backend holds nothing at the key.
-    Absent,
-    /// Unknown.
-    Unknown,
-}
-
-/// Encodes components into one version.
+/// Encodes one component per backend, in order, into one version.
 pub(crate) fn encode(components: &[Component]) -> Version {
-    encode_parts(components.iter().map(Component::part))
-}
-
-/// Encodes one part per backend, in order, into one version.
-pub(crate) fn encode_parts<'a>(parts: impl Iterator<Item = Part<'a>> + Clone) -> Version {
-    // The common case — numeric backend versions, few backends — is formatted on the
-    // stack: the only allocation is the version's own.
-    let mut stack = [0u8; STACK_TEXT];
-    if let Some(len) = encode_numeric(parts.clone(), &mut stack) {
-        // Only ASCII digits and markers were written.
-        if let Ok(text) = std::str::from_utf8(&stack[..len]) {
-            return Version::parse(text);
-        }
-    }
-    let mut out = String::with_capacity(64);
-    for (i, c) in parts.enumerate() {
+    let mut out = String::with_capacity(16 * components.len());
+    for (i, c) in components.iter().enumerate() {
         if i > 0 {
             out.push('|');
         }
         match c {
-            Part::Present(v) => {
+            Component::Present(v) => {
                 out.push('+');
-                match v.as_u64() {
-                    // No text to build or escape.
-                    Some(n) => {
-                        let _ = write!(out, "{n}");
+                for ch in v.to_string().chars() {
+                    if ch == '|' || ch == '\\' {
+                        out.push('\\');
                     }
-                    None => {
-                        for ch in v.to_string().chars() {
-                            if ch == '|' || ch == '\\' {
-                                out.push('\\');
-                            }
-                            out.push(ch);
-                        }
-                    }
+                    out.push(ch);
                 }
             }
-            Part::Absent => out.push('-'),
-            Part::Unknown => out.push('?'),
+            Component::Absent => out.push('-'),
+            Component::Unknown => out.push('?'),
         }
     }
     Version::parse(&out)
-}
-
-/// Room for a composite of up to six numeric components on the stack.
-const STACK_TEXT: usize = 128;
-
-/// Writes the encoding of `components` into `buf` if every present one is numeric and it
-/// fits; returns its length. (Numbers need no escaping, so this is [`encode`]'s text.)
-fn encode_numeric<'a>(parts: impl Iterator<Item = Part<'a>>, buf: &mut [u8]) -> Option<usize> {
-    let mut len = 0;
-    let mut put = |b: u8| -> Option<()> {
-        *buf.get_mut(len)? = b;
-        len += 1;
-        Some(())
-    };
-    for (i, c) in parts.enumerate() {
-        if i > 0 {
-            put(b'|')?;
-        }
-        match c {
-            Part::Present(v) => {
-                let n = v.as_u64()?;
-                put(b'+')?;
-                let mut digits = [0u8; 20];
-                let mut at = digits.len();
-                let mut rest = n;
-                loop {
-                    at -= 1;
-                    digits[at] = b'0' + (rest % 10) as u8;
-                    rest /= 10;
-                    if rest == 0 {
-                        break;
-                    }
-                }
-                for &d in &digits[at..] {
-                    put(d)?;
-                }
-            }
-            Part::Absent => put(b'-')?,
-            Part::Unknown => put(b'?')?,
-        }
-    }
-    Some(len)
 }
 
 /// Decodes a version made by [`encode`] for `n` backends; `None` if it is not one (a
@@ -223,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn numeric_text_is_exact_on_and_off_the_stack() {
+    fn numeric_text_is_exact() {
         let short = vec![
             Component::Present(Version::from(0)),
             Component::Present(Version::from(u64::MAX)),
@@ -232,10 +145,8 @@ mod tests {
             Component::Present(Version::from(907)),
         ];
         assert_eq!(encode(&short).to_string(), "+0|+18446744073709551615|-|?|+907");
-        // Too long for the stack buffer: the same text, built on the heap.
         let long = vec![Component::Present(Version::from(u64::MAX)); 9];
         let text = ["+18446744073709551615"; 9].join("|");
-        assert!(text.len() > STACK_TEXT);
         assert_eq!(encode(&long).to_string(), text);
         assert_eq!(decode(&encode(&long), 9), Some(long));
     }

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use store_core::{Backend, Capabilities, Error, Key, PutOptions, Result};
+use store_core::{Backend, Capabilities, Error, Key, MultiError, PutOptions, Result};
 
 use crate::builder::MultiBuilder;
-use crate::commit;
+use crate::commit::{self, Phase};
 use crate::failures::{FailureLog, FailureRecord};
 use crate::locks::KeyLocks;
 use crate::mode::{ReadPolicy, WriteMode};
@@ -21,16 +21,15 @@ pub(crate) struct Shared {
     pub(crate) read: ReadPolicy,
     pub(crate) locks: KeyLocks,
     pub(crate) failures: FailureLog,
-    /// Whether some backend streams writes (capabilities are fixed for a backend's life).
-    pub(crate) streams: bool,
 }
 
 /// Writes the same object to several backends at once.
 ///
-/// Every chunk goes to every backend **concurrently** (the same [`Bytes`] shared, never
-/// copied per backend), and the object is committed on every backend on close. The
-/// [`WriteMode`] decides when that counts as a success; the [`WriteReport`] says what
-/// happened on each backend.
+/// [`put`](Self::put) hands a whole object to each backend's own `put`, all at once. A
+/// streamed write ([`writer`](Self::writer)) sends every chunk to every backend
+/// **concurrently** (the same [`Bytes`] shared, never copied per backend), and commits on
+/// every backend on close. The [`WriteMode`] decides when that counts as a success; the
+/// [`WriteReport`] says what happened on each backend.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -88,7 +87,6 @@ impl MultiWriter {
         }
         Ok(MultiWriter {
             shared: Arc::new(Shared {
-                streams: backends.iter().any(|b| b.capabilities().streaming_writes),
                 backends,
                 mode,
                 read,
@@ -127,41 +125,48 @@ impl MultiWriter {
         // tolerated failure, one composite version names copies that differ.
         all.with_shared(false).with_stable_versions(false)
     }
-    /// Opens a writer on every backend at once. `opts.mode` is applied at close, against
-    /// the composite version (see the crate documentation).
 
+    /// Opens a writer on every backend at once, for a streamed write. `opts.mode` is
+    /// applied at close, against the composite version (see the crate documentation).
     ///
     /// # Errors
     /// If too many backends fail to open a writer for the write mode, a
-    /// [`MultiError`](store_core::MultiError) listing them (the writers that did open are
-    /// aborted).
+    /// [`MultiError`] listing them (the writers that did open are aborted).
     pub async fn writer(&self, key: &Key, opts: PutOptions) -> Result<FanOutWriter> {
         FanOutWriter::open(Arc::clone(&self.shared), key, opts).await
     }
-    /// Writes `data` as the whole object, with the same failure points and guarantees as
-    /// a streamed write of it in one chunk through [`writer`](Self::writer).
 
+    /// Writes `data` as the whole object: each backend gets it in one `put` of its own
+    /// (streaming backend or not), all at once. Under the key's lock: for `Create` and
+    /// `Update` one `head` per backend (the conditional check), then the puts, judged by
+    /// the write mode as a streamed write's commit is (see
+    /// [`FanOutWriter::close`]). A backend that cannot tell its state for the check is not
+    /// written.
     ///
-    /// When no backend streams writes (`capabilities().streaming_writes`), the writer would
-    /// only hand each backend the whole object in one `put` at commit time, so that is done
-    /// directly: under the key's lock, the conditional check, then one concurrent `put` per
-    /// backend, judged by the write mode exactly as the writer's commit is.
+    /// # Errors
+    /// As [`FanOutWriter::close`]; also a [`MultiError`] if too few backends could be
+    /// checked for the write mode.
     pub async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
-        if self.shared.streams {
-            // Boxed: the writer's state would make every direct put's future large.
-            return Box::pin(self.put_streamed(key, data, opts)).await;
+        let shared = &self.shared;
+        let n = shared.backends.len();
+        let modes = commit::backend_modes(&opts.mode, n);
+        let (phase, unchecked) = Phase::begin(shared, key, opts.mode, |_| true).await?;
+        if n - unchecked.len() < shared.mode.required(n) {
+            return Err(MultiError::new(unchecked).into());
         }
-        commit::put_whole(&self.shared, key, data, opts.mode, false).await
+        let size = data.len() as u64;
+        let commits = modes
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| unchecked.iter().all(|(j, _)| j != i))
+            .map(|(i, mode)| (i, commit::put(&shared.backends[i], key, data.clone(), mode)))
+            .collect();
+        phase.commit(size, commits, unchecked).await
     }
-    /// `put` through a [`FanOutWriter`], for backends that stream writes.
-    pub(crate) async fn put_streamed(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<WriteReport> {
-        let mut w = self.writer(key, opts).await?;
-        w.write(data).await?;
-        w.finish(false).await
-    }
-    /// The most recent backend failures that successful writes tolerated (at most
-    /// [`FAILURE_LOG_LEN`](crate::FAILURE_LOG_LEN), oldest first).
 
+    /// The most recent backend failures that successful writes tolerated (at most
+    /// [`FAILURE_LOG_LEN`](crate::FAILURE_LOG_LEN), oldest first), including those of
+    /// `Quorum` writes' backends that answered after the write returned.
     pub fn recent_failures(&self) -> Vec<FailureRecord> {
         self.shared.failures.snapshot()
     }

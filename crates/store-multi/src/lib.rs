@@ -35,27 +35,28 @@
 //!
 //! # Write modes
 //!
-//! A write opens a writer on every backend, sends each chunk to all of them
-//! **concurrently** (one [`Bytes`](store_core::Bytes) shared by all, never copied per
-//! backend), then commits on every backend concurrently. A backend that does not stream
-//! writes (`capabilities().streaming_writes` is false — its writer would only buffer in
-//! memory and `put` at close) gets no writer: the fan-out keeps the chunks once for all
-//! such backends and hands each of them the whole object in one `put` at commit time. Its
-//! only failure point is then the commit, exactly as with its own writer. Commits of 1 MiB
-//! or more run in one task per backend, so CPU-bound commits use every core.
+//! A whole object handed to `put` goes to each backend's own `put`, all at once — streaming
+//! backend or not: for a small object a writer per backend would cost a round trip of its
+//! own (on a file store, each of open, write and close is a trip to the blocking pool).
+//! Its one failure point is the commit.
 //!
-//! `put` has the same failure points and guarantees as a streamed write of one chunk. When
-//! no backend streams writes it skips building the writer: under the key's lock it runs the
-//! same conditional check, then one `put` per backend, all polled concurrently in the
-//! calling task (no task spawned below 1 MiB), judged by the same commit-phase rules below.
-//! With a streaming backend among them, `put` goes through the writer.
+//! A streamed write ([`MultiWriter::writer`], `Backend::writer`) opens a writer on every
+//! backend that streams writes (`capabilities().streaming_writes`) and sends each chunk to
+//! all of them **concurrently** (one [`Bytes`](store_core::Bytes) shared by all, never
+//! copied per backend). A backend that does not stream gets no writer — its own would only
+//! buffer in memory and `put` at close: the fan-out keeps the chunks once for all such
+//! backends and hands each of them the whole object in one `put` at commit time.
+//!
+//! Both end in the same commit phase: under the key's lock, the conditional check (one
+//! `head` per backend for `Create` and `Update`, nothing for `Overwrite`), then every
+//! backend's commit (its `put`, or its writer's close) at once.
 //!
 //! The [`WriteMode`] decides what counts as success, and what each failure point leaves
 //! behind:
 //!
 //! | failure at            | `All`                                         | `BestEffort` / `Quorum`                                  |
 //! |-----------------------|-----------------------------------------------|----------------------------------------------------------|
-//! | open, a chunk         | every writer aborted: no backend shows the new object | the failed backend drops out; the write goes on while enough are left (≥ 1 / a majority), else every writer is aborted |
+//! | open, a chunk (streamed) | every writer aborted: no backend shows the new object | the failed backend drops out; the write goes on while enough are left (≥ 1 / a majority), else every writer is aborted |
 //! | the conditional check | nothing written anywhere (`AlreadyExists` / `Conflict` / `NotFound`) | same                                       |
 //! | commit                | error listing the failed backends; the others **did** commit (see below) | success if ≥ 1 / a majority committed, failures in the report; otherwise an error |
 //!
@@ -71,11 +72,15 @@
 //!   new object.
 //!
 //! `Quorum` needs a strict majority of the *configured* backends (1→1, 2→2, 3→2, 4→3,
-//! 5→3; [`WriteMode::required`]). [`MultiWriter`] returns as soon as the majority committed;
-//! the other backends keep committing in the background and [`WriteReport::settled`]
-//! reports them. The trait-level [`Multi`] `put`/`close` waits for them before returning,
-//! because the `Backend` contract requires the returned version to be the one later reads
-//! report (see below).
+//! 5→3; [`WriteMode::required`]). [`MultiWriter`]'s `put` and `close` return as soon as the
+//! majority committed: the report shows the other backends as [`Outcome::Pending`] and the
+//! version names them `?`; they keep committing in a task of their own (returning does not
+//! cancel them), and [`WriteReport::settled`] gives their outcomes and the final version.
+//! [`Multi`]'s `Backend::put` and its writer's `close` wait for every backend's answer
+//! before returning the version: the version names every backend's own version (below),
+//! and the `Backend` contract wants what the write returns to be what reads report — from
+//! this `Multi`, another one over the same backends, or after a restart. A backend's
+//! version is known only once it answered, so no earlier return can keep that promise.
 //!
 //! Failures never vanish: errors are a [`MultiError`] (`(backend index, error)` pairs);
 //! tolerated failures are in the [`WriteReport`], and — for writes through the `Backend`
@@ -86,7 +91,8 @@
 //!
 //! Each backend numbers its own versions, so `Multi` presents a **composite version**
 //! naming every copy: `+7|+12|-` means backend 0 holds its version 7, backend 1 its version
-//! 12 and backend 2 nothing; `?` marks a backend that could not answer. It is never reused
+//! 12 and backend 2 nothing; `?` marks a backend that could not answer (or, in a
+//! [`MultiWriter`] report, was still committing when the write returned). It is never reused
 //! (no component is), and `head`, `get`, `list` and `watch` all report it.
 //!
 //! - `Create` succeeds if no backend holds the key; otherwise `AlreadyExists` carrying the
@@ -97,9 +103,15 @@
 //!   backend that missed it up to date. Otherwise `Conflict` (with the current composite),
 //!   or `NotFound` if no backend holds the key. A version `Multi` never issued never matches.
 //! - The check and the commits run under a per-key lock, so the conditional writes of one
-//!   `Multi` (and its clones) reach all backends in the same order and the copies cannot
-//!   diverge between two racing writers. Another *process* writing the same backends is not
-//!   part of that agreement: `capabilities().shared` is always `false`.
+//!   `Multi` (and its clones, and its [`MultiWriter`]) reach all backends in the same order
+//!   and the copies cannot diverge between two racing writers. A write keeps the lock
+//!   until every backend answered — a `Quorum` write that returned early keeps it in the
+//!   task finishing its slow backends. So a later write of the key waits for them (it
+//!   never reaches a backend before an earlier write's late commit does), its check sees
+//!   what they left, and `delete` and `watch` (before it reports a change) wait for them
+//!   too. Keys share the lock by hash (64 stripes): a write may also wait for the slow
+//!   backends of a write of another key. Another *process* writing the same backends is
+//!   not part of that agreement: `capabilities().shared` is always `false`.
 //! - If backends diverge anyway (a tolerated failure, someone writing a backend directly),
 //!   the composite shows it, and a conditional write from it is checked against every part.
 //!
@@ -117,14 +129,13 @@
 //!
 //! # Cost
 //!
-//! A fan-out writes every byte once per backend, so a small put costs at least the sum of
-//! the backends' own puts. Through `Arc<dyn Backend>` each is a boxed future besides, and
-//! over three in-memory stores — the cheapest backends there are, where nothing hides
-//! the fixed costs — the three puts alone, joined in one boxed future with no lock,
-//! version or report, take about 3.7× one put (`cargo bench -p store-benches --bench
-//! multi`, the line marked "the floor"). `Multi::put` adds the key's lock and the
-//! composite version, about 4.6× in all. Large objects are streamed, each chunk shared
-//! (never copied) among the backends: a 4 MiB put costs about 1.4× one backend's.
+//! An unconditional put is one `put` per backend, all at once; a `Create` or `Update`
+//! adds one `head` per backend first (the check). A streamed write is one writer per
+//! streaming backend, each chunk sent to them all at once (shared, never copied), and one
+//! commit each. A write that some backend failed asks that backend for its state once more
+//! (`head`) when the check did not tell it, to name it in the version. A read is one `head`
+//! per backend (the composite version) and one `get` of the body; a listing merges every
+//! backend's listing.
 //!
 //! # Deviations from the seed (`multi-writer`)
 //!
@@ -133,7 +144,7 @@
 //!   an empty or partial object (the seed left empty objects behind).
 //! - `BestEffort` returns its failures in the report instead of dropping them; all failing
 //!   is an error.
-//! - `Quorum` counts the *configured* backends and returns at the majority.
+//! - `Quorum` counts the *configured* backends; [`MultiWriter`] returns at the majority.
 //! - The fan-out is itself a backend, with conditional writes and one version.
 //!
 //! [`MultiError`] is `store_core::MultiError`, re-exported: its `Display` shows the first

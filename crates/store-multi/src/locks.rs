@@ -31,18 +31,11 @@ impl KeyLocks {
         }
     }
 
-    /// Locks `key`'s stripe. The guard is owned so that a background task can keep it
-    /// while slow backends of a quorum write finish.
+    /// Locks `key`'s stripe: first come, first served (tokio's mutex is fair, so a busy
+    /// writer cannot starve a waiting one, or a `watch`). The guard is owned so that the
+    /// task finishing a quorum write's slow backends can keep it.
     pub(crate) async fn lock(&self, key: &Key) -> KeyGuard {
-        let stripe = &self.stripes[stripe(key)];
-        // Uncontended, the lock is taken without building the acquiring future. A queued
-        // waiter makes `try_lock_owned` fail, so the lock stays first come, first served
-        // (a fair lock: a busy writer cannot starve a waiting one, or a `watch`).
-        match Arc::clone(stripe).try_lock_owned() {
-            Ok(guard) => guard,
-            // Boxed: the waiting future would otherwise be part of every put's state.
-            Err(_) => Box::pin(Arc::clone(stripe).lock_owned()).await,
-        }
+        Arc::clone(&self.stripes[stripe(key)]).lock_owned().await
     }
 }
 

@@ -19,8 +19,10 @@ pub enum WriteMode {
     /// At least one backend must commit; the failures come back in the
     /// [`WriteReport`](crate::WriteReport), never silently dropped.
     BestEffort,
-    /// A strict majority of the configured backends must commit (`n / 2 + 1`). The write
-    /// returns as soon as that majority committed; the others finish in the background.
+    /// A strict majority of the configured backends must commit (`n / 2 + 1`). A
+    /// [`MultiWriter`](crate::MultiWriter) write returns as soon as that majority committed
+    /// and the others finish in the background; [`Multi`](crate::Multi)'s `Backend::put`
+    /// waits for their answers to name them in the version (see the crate documentation).
     Quorum,
 }
 

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::join_all;
-use futures::stream::{self, BoxStream, FuturesUnordered, StreamExt};
+use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use store_core::{
-    Backend, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, MultiError, Object,
-    ObjectWriter, PutOptions, Result, Version,
+    Backend, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Merged, Meta, MultiError,
+    Object, ObjectWriter, PutOptions, Result, Version, merge_listings,
 };
 
 use crate::builder::MultiBuilder;
-use crate::commit;
 use crate::composite::{self, Component};
 use crate::fan_out::MultiWriter;
 use crate::mode::ReadPolicy;
@@ -26,9 +25,9 @@ const READ_ATTEMPTS: u32 = 16;
 /// A fan-out over several backends that is itself a [`Backend`], so it composes with
 /// every other crate (records over a fan-out, a replica of a fan-out, …).
 ///
-/// - `put`, `writer` and `delete` fan out according to the [`WriteMode`](crate::WriteMode);
-///   `put` has the same failure points and guarantees as a streamed write of one chunk
-///   (see the crate documentation on write modes).
+/// - `put`, `writer` and `delete` fan out according to the [`WriteMode`](crate::WriteMode)
+///   (see the crate documentation on write modes); `put` hands the whole object to each
+///   backend's own `put`, and returns once every backend answered.
 /// - `get`, `head`, `list` and `watch` report a **composite version** assembled from every
 ///   backend (see the crate documentation), and read bodies according to the
 ///   [`ReadPolicy`].
@@ -99,14 +98,11 @@ impl Backend for Multi {
         self.fan.capabilities()
     }
 
+    /// [`MultiWriter::put`]; in `Quorum` mode it then waits for every backend's answer,
+    /// because the returned version names them all (see the crate documentation).
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
-        // Quorum: the version must name the stragglers' final state to equal what reads
-        // report, so the trait-level put waits for them (`MultiWriter::put` does not).
-        if self.fan.shared.streams {
-            let report = Box::pin(self.fan.put_streamed(key, data, opts)).await?;
-            return Ok(report.into_settled_meta().await);
-        }
-        commit::put_settled(&self.fan.shared, key, data, opts.mode).await
+        let report = self.fan.put(key, data, opts).await?;
+        Ok(report.into_settled_meta().await)
     }
 
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
@@ -287,18 +283,41 @@ impl Backend for Multi {
     /// listed once), with composite versions. A backend whose listing fails drops out
     /// (its part of later versions is unknown); if every backend fails, so does the listing.
     fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
-        let merge = Merge {
-            streams: self
-                .backends()
-                .iter()
-                .map(|b| Some((**b).list(opts.clone())))
-                .collect(),
-            heads: vec![None; self.backends().len()],
-            failed: vec![false; self.backends().len()],
-            errors: Vec::new(),
-            done: false,
-        };
-        stream::unfold(merge, Merge::step).boxed()
+        let n = self.backends().len();
+        let sources = self.backends().iter().map(|b| (**b).list(opts.clone())).collect();
+        let mut errors: Vec<(usize, Error)> = Vec::new();
+        merge_listings(sources)
+            .filter_map(move |step| {
+                let item = match step {
+                    Merged::Key(metas) => {
+                        let comps: Vec<Component> = metas
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| match m {
+                                Some(m) => Component::Present(m.version.clone()),
+                                None if errors.iter().any(|(j, _)| *j == i) => Component::Unknown,
+                                None => Component::Absent,
+                            })
+                            .collect();
+                        metas.into_iter().flatten().next().map(|first| {
+                            Ok(Meta {
+                                version: composite::encode(&comps),
+                                ..first
+                            })
+                        })
+                    }
+                    Merged::SourceFailed(i, e) => {
+                        errors.push((i, e));
+                        (errors.len() == n).then(|| {
+                            let mut all = std::mem::take(&mut errors);
+                            all.sort_by_key(|(i, _)| *i);
+                            Err(MultiError::new(all).into())
+                        })
+                    }
+                };
+                futures::future::ready(item)
+            })
+            .boxed()
     }
 
     /// Waits on every backend at once (each from its own part of `seen`) and re-reads the
@@ -338,65 +357,5 @@ impl Backend for Multi {
                 }
             }
         }
-    }
-}
-
-/// The state of a merged listing.
-struct Merge {
-    streams: Vec<Option<BoxStream<'static, Result<Meta>>>>,
-    heads: Vec<Option<Meta>>,
-    failed: Vec<bool>,
-    errors: Vec<(usize, Error)>,
-    done: bool,
-}
-
-impl Merge {
-    async fn step(mut self) -> Option<(Result<Meta>, Merge)> {
-        if self.done {
-            return None;
-        }
-        let need: Vec<bool> = self.heads.iter().map(Option::is_none).collect();
-        let pulls = self
-            .streams
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| need[*i])
-            .filter_map(|(i, s)| s.as_mut().map(|s| async move { (i, s.next().await) }));
-        for (i, item) in join_all(pulls).await {
-            match item {
-                Some(Ok(meta)) => self.heads[i] = Some(meta),
-                Some(Err(e)) => {
-                    self.streams[i] = None;
-                    self.failed[i] = true;
-                    self.errors.push((i, e));
-                }
-                None => self.streams[i] = None,
-            }
-        }
-        if self.failed.iter().all(|f| *f) {
-            self.done = true;
-            let errors = std::mem::take(&mut self.errors);
-            return Some((Err(MultiError::new(errors).into()), self));
-        }
-        let next = self.heads.iter().flatten().map(|m| m.key.clone()).min()?;
-        let mut first: Option<Meta> = None;
-        let comps: Vec<Component> = (0..self.heads.len())
-            .map(|i| match &self.heads[i] {
-                Some(m) if m.key == next => {
-                    let m = self.heads[i].take()?;
-                    let c = Component::Present(m.version.clone());
-                    first.get_or_insert(m);
-                    Some(c)
-                }
-                _ if self.failed[i] => Some(Component::Unknown),
-                _ => Some(Component::Absent),
-            })
-            .collect::<Option<_>>()?;
-        let first = first?;
-        let meta = Meta {
-            version: composite::encode(&comps),
-            ..first
-        };
-        Some((Ok(meta), self))
     }
 }

@@ -126,8 +126,7 @@ impl WriteReport {
     pub(crate) async fn into_settled_meta(self) -> Meta {
         match self.settled {
             None => self.meta,
-            // Boxed: only a quorum write waits here.
-            Some(_) => Box::pin(self.settled()).await.meta,
+            Some(_) => self.settled().await.meta,
         }
     }
 

@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::future::{BoxFuture, join_all, maybe_done};
+use futures::future::join_all;
 use store_core::{Error, Key, Meta, MultiError, ObjectWriter, PutMode, PutOptions, Result};
 
-use crate::commit::{self, Checked, Pollable, Tally};
-use crate::composite::Component;
+use crate::commit::{self, Commit, Phase};
 use crate::fan_out::Shared;
 use crate::report::WriteReport;
 
@@ -79,18 +78,15 @@ fn join_chunks(mut chunks: Vec<Bytes>, len: u64) -> Bytes {
 impl FanOutWriter {
     pub(crate) async fn open(shared: Arc<Shared>, key: &Key, opts: PutOptions) -> Result<FanOutWriter> {
         let n = shared.backends.len();
-        let modes = commit::BackendModes::new(&opts.mode, n);
-        let opened = join_all(shared.backends.iter().enumerate().map(|(i, b)| {
-            let m = modes.get(i);
-            async move {
-                if b.capabilities().streaming_writes {
-                    match (**b).writer(key, m.into()).await {
-                        Ok(w) => Slot::Live(w),
-                        Err(e) => Slot::Failed(e),
-                    }
-                } else {
-                    Slot::Buffered(m)
+        let modes = commit::backend_modes(&opts.mode, n);
+        let opened = join_all(shared.backends.iter().zip(modes).map(|(b, m)| async move {
+            if b.capabilities().streaming_writes {
+                match (**b).writer(key, m.into()).await {
+                    Ok(w) => Slot::Live(w),
+                    Err(e) => Slot::Failed(e),
                 }
+            } else {
+                Slot::Buffered(m)
             }
         }))
         .await;
@@ -233,19 +229,14 @@ impl FanOutWriter {
     ///   did commit — except with `Create`, where they are rolled back (`delete_if` their
     ///   new version, best effort; a failed rollback is in the error too).
     /// - `BestEffort`: at least one commit must succeed; failures are in the report.
-    /// - `Quorum`: returns once a majority committed; the rest keep committing in the
-    ///   background (holding the key's lock) and [`WriteReport::settled`] reports them.
+    /// - `Quorum`: returns once a majority committed; the rest keep committing in a task
+    ///   of their own (holding the key's lock) and [`WriteReport::settled`] reports them.
     ///   Below a majority it fails, after the `Create` rollback described above.
     ///
     /// A second close returns the first close's report (or [`Error::Closed`] if the first
     /// close failed): closing twice is harmless. Dropping the close future part-way (a
     /// timeout) leaves each backend as far as its own commit got, like any cancelled write.
     pub async fn close(&mut self) -> Result<WriteReport> {
-        self.finish(true).await
-    }
-
-    /// Closes; `remember` keeps a copy of the report for a second close.
-    pub(crate) async fn finish(&mut self, remember: bool) -> Result<WriteReport> {
         match &self.state {
             State::Committed(report) => return Ok(report.clone()),
             State::Failed => return Err(Error::Closed { op: "close" }),
@@ -253,79 +244,49 @@ impl FanOutWriter {
         }
         let result = self.commit().await;
         self.state = match &result {
-            Ok(report) if remember => State::Committed(report.clone()),
-            Ok(_) => State::Failed,
+            Ok(report) => State::Committed(report.clone()),
             Err(_) => State::Failed,
         };
         result
     }
 
-    /// Checks a conditional mode against the composite version (see [`commit::check`]).
-    /// Returns the state of every backend as seen under the lock (`Unknown` for an
-    /// `Overwrite`, which needs no check).
-    async fn check_condition(&mut self) -> Result<Vec<Component>> {
+    /// The commit phase (see [`close`](Self::close)).
+    async fn commit(&mut self) -> Result<WriteReport> {
         // Not the slots themselves: they are not `Sync`, and this future must be `Send`.
         let live: Vec<bool> = self.slots.iter().map(Slot::is_live).collect();
-        let checked = commit::check(&self.shared, &self.key, &self.mode, |i| live[i]).await;
-        let Checked { known, errors } = match checked {
-            Ok(checked) => checked,
+        let begun = Phase::begin(&self.shared, &self.key, self.mode.clone(), |i| live[i]).await;
+        let (phase, unchecked) = match begun {
+            Ok(begun) => begun,
             Err(e) => {
                 self.abort_live().await;
                 self.state = State::Failed;
                 return Err(e);
             }
         };
-        for (i, e) in errors {
+        for (i, e) in unchecked {
             // A backend that cannot tell its state cannot be checked, so it is not written.
             if self.slots[i].is_live() {
                 self.slots[i] = Slot::Failed(e);
             }
         }
         self.enforce().await?;
-        Ok(known)
-    }
-
-    async fn commit(&mut self) -> Result<WriteReport> {
-        let guard = self.shared.locks.lock(&self.key).await;
-        let known = self.check_condition().await?;
-        let n = self.shared.backends.len();
-        let mut tally = Tally::new(n, Vec::new());
-        let mut commits: Vec<Pollable<'static>> = Vec::with_capacity(n);
-        let parallel = commit::parallel_runtime(self.written);
         let body = join_chunks(std::mem::take(&mut self.buffer), self.written);
+        let mut commits: Vec<(usize, Commit)> = Vec::new();
+        let mut failed = Vec::new();
         for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
-            let commit: BoxFuture<'static, Result<Meta>> = match slot {
-                Slot::Live(w) => w.close(),
+            match slot {
+                Slot::Live(w) => commits.push((i, w.close())),
                 Slot::Buffered(mode) => {
-                    let (backend, key, body) = (
-                        Arc::clone(&self.shared.backends[i]),
-                        self.key.clone(),
-                        body.clone(),
-                    );
-                    Box::pin(async move { (*backend).put(&key, body, mode.into()).await })
+                    commits.push((
+                        i,
+                        commit::put(&self.shared.backends[i], &self.key, body.clone(), mode),
+                    ));
                 }
-                Slot::Failed(e) => {
-                    tally.fail(i, e);
-                    continue;
-                }
-                Slot::Aborted => continue,
-            };
-            commits.push((i, maybe_done(commit::maybe_spawned(parallel.as_ref(), commit))));
+                Slot::Failed(e) => failed.push((i, e)),
+                Slot::Aborted => {}
+            }
         }
-        let required = self.required();
-        let quorum = commit::quorum(self.shared.mode, required);
-        let pending = commit::background(commit::drive(commits, quorum, &mut tally).await);
-        commit::conclude(
-            &self.shared,
-            &self.key,
-            &self.mode,
-            self.written,
-            known,
-            tally,
-            pending,
-            guard,
-        )
-        .await
+        phase.commit(self.written, commits, failed).await
     }
 }
 
@@ -346,10 +307,10 @@ impl ObjectWriter for FanOutWriter {
         FanOutWriter::write(self, chunk).await
     }
 
-    /// Commits; in `Quorum` mode waits for the stragglers too, because the `Backend`
-    /// contract needs the returned version to be the one reads report.
+    /// Commits; in `Quorum` mode waits for every backend's answer too, because the
+    /// returned version names them all (see the crate documentation).
     async fn close(mut self: Box<Self>) -> Result<Meta> {
-        let report = self.finish(false).await?;
+        let report = FanOutWriter::close(&mut self).await?;
         Ok(report.into_settled_meta().await)
     }
 

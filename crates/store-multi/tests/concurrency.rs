@@ -13,7 +13,7 @@ use store_core::{
     ObjectWriter, PutOptions, Result, Version,
 };
 use store_memory::MemoryStore;
-use store_multi::{Multi, MultiWriter, Outcome, WriteMode};
+use store_multi::{Multi, MultiWriter, Outcome, WriteMode, WriteReport};
 use store_testkit::{Fault, FaultOp, Faulty, Rule};
 
 type Log = Arc<Mutex<Vec<String>>>;
@@ -83,9 +83,9 @@ impl Backend for Logged {
         self.inner.watch(key, seen).await
     }
 }
+
 /// Backends 0, 1, 2 take 30, 20 and 10 ms per chunk and per commit. Run one after the
 /// other they would complete 0, 1, 2; run concurrently they complete 2, 1, 0.
-
 fn slow_backends(mode: WriteMode) -> (Vec<Faulty<MemoryStore>>, Log, MultiWriter) {
     let log = Log::default();
     let names = ["b0", "b1", "b2"];
@@ -115,14 +115,21 @@ fn slow_backends(mode: WriteMode) -> (Vec<Faulty<MemoryStore>>, Log, MultiWriter
 fn taken(log: &Log) -> Vec<String> {
     log.lock().clone()
 }
+
+/// `data` written through the fan-out's writer, in one chunk.
+async fn streamed(fan: &MultiWriter, key: &Key, data: &'static str) -> Result<WriteReport> {
+    let mut w = fan.writer(key, PutOptions::default()).await?;
+    w.write(Bytes::from(data)).await?;
+    w.close().await
+}
+
 // A current-thread runtime: background work cannot run until the test awaits, so what the
 // log holds at the moment a put returns is exactly what completed before it returned.
-
 #[tokio::test(flavor = "current_thread")]
 async fn all_put_completes_fastest_first_and_returns_after_the_slowest() {
     let (_faulty, log, fan) = slow_backends(WriteMode::All);
     let key = Key::new("all").unwrap();
-    let report = fan.put(&key, "x".into(), PutOptions::default()).await.unwrap();
+    let report = streamed(&fan, &key, "x").await.unwrap();
     assert_eq!(
         taken(&log),
         [
@@ -143,7 +150,7 @@ async fn all_put_completes_fastest_first_and_returns_after_the_slowest() {
 async fn quorum_put_returns_after_the_second_fastest() {
     let (_faulty, log, fan) = slow_backends(WriteMode::Quorum);
     let key = Key::new("quorum").unwrap();
-    let report = fan.put(&key, "x".into(), PutOptions::default()).await.unwrap();
+    let report = streamed(&fan, &key, "x").await.unwrap();
     assert_eq!(
         taken(&log),
         ["b2 write", "b1 write", "b0 write", "b2 commit", "b1 commit"],

@@ -1,10 +1,12 @@
 //! `Multi` over three `MemoryStore`s meets the whole backend contract, in every write mode.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use store_core::Backend;
 use store_memory::MemoryStore;
 use store_multi::{Multi, ReadPolicy, WriteMode};
+use store_testkit::{Fault, FaultOp, Faulty, Rule};
 
 mod common;
 
@@ -42,6 +44,27 @@ async fn writer_path_meets_the_backend_contract() {
         let backends: Vec<Arc<dyn Backend>> = (0..3)
             .map(|_| Arc::new(Streaming(MemoryStore::new())) as _)
             .collect();
+        Multi::builder(backends)
+            .mode(WriteMode::Quorum)
+            .build()
+            .expect("three backends")
+    })
+    .await;
+}
+
+/// With one backend slower than the others, a quorum is met before it answers. `Multi`'s
+/// `Backend::put` still returns the version that reads report afterwards (it names every
+/// backend's version), as the contract requires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quorum_mode_over_a_slow_backend_meets_the_backend_contract() {
+    store_testkit::backend::run_all(|| async {
+        let slow = Faulty::new(MemoryStore::new());
+        slow.inject(Rule::new(FaultOp::Put, Fault::Latency(Duration::from_millis(1))));
+        let backends: Vec<Arc<dyn Backend>> = vec![
+            Arc::new(MemoryStore::new()),
+            Arc::new(MemoryStore::new()),
+            Arc::new(slow),
+        ];
         Multi::builder(backends)
             .mode(WriteMode::Quorum)
             .build()

@@ -210,8 +210,7 @@ async fn direct_put_is_indistinguishable_from_a_one_chunk_streamed_write() {
     assert_eq!(compared, 3 * 3 * 4 * 2 * 4);
 }
 
-/// A write through `Multi`'s `Backend::put` (which has a lean path of its own for
-/// unconditional puts) as it settles: the metadata, or the error.
+/// A write through `Multi`'s `Backend::put` as it settles: the metadata, or the error.
 async fn run_settled(
     mode: WriteMode,
     start: Start,

@@ -272,7 +272,8 @@ async fn an_update_from_a_best_effort_version_heals_the_backend_that_missed_it()
     let r = rig(WriteMode::BestEffort);
     let key = Key::new("heal").unwrap();
     let first = r.fan.put(&key, "v1".into(), PutOptions::default()).await.unwrap();
-    r.faulty[1].inject(Rule::new(FaultOp::WriterClose, Fault::Fail).times(1));
+    // A whole object goes to each backend's own `put`.
+    r.faulty[1].inject(Rule::new(FaultOp::Put, Fault::Fail).times(1));
     let second = r
         .fan
         .put(&key, "v2".into(), PutOptions::update(first.version().clone()))
@@ -371,7 +372,7 @@ async fn multi_backend_put_logs_tolerated_failures() {
     let r = rig(WriteMode::BestEffort);
     let multi = Multi::from(r.fan.clone());
     let key = Key::new("logged").unwrap();
-    r.faulty[2].inject(Rule::new(FaultOp::WriterOpen, Fault::Fail));
+    r.faulty[2].inject(Rule::new(FaultOp::Put, Fault::Fail));
     let meta = multi.put_bytes(&key, "data").await.unwrap();
     assert_eq!(multi.head(&key).await.unwrap().version, meta.version);
     let log = multi.fan_out().recent_failures();
@@ -380,7 +381,7 @@ async fn multi_backend_put_logs_tolerated_failures() {
         (log[0].op, log[0].key.as_str(), log[0].backend),
         ("put", "logged", 2)
     );
-    assert!(log[0].error.to_string().contains("injected fault at WriterOpen"));
+    assert!(log[0].error.to_string().contains("injected fault at Put"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -491,7 +492,7 @@ fn multi_error_display() {
 #[tokio::test]
 async fn outcome_helpers() {
     let r = rig(WriteMode::BestEffort);
-    r.faulty[0].inject(Point::Open.rule());
+    r.faulty[0].inject(Point::Put.rule());
     let report = r
         .fan
         .put(&Key::new("o").unwrap(), "x".into(), PutOptions::default())
