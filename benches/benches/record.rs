@@ -1,20 +1,23 @@
-//! Records over MemoryStore versus the raw MemoryStore operations (get, put, compare-and-swap
-//! with a 128-byte value), and how soon `wait_for_version_change` wakes after a put.
+//! Records: what the record layer adds to the I/O it must do.
 //!
-//! `cargo bench -p store-benches --bench record`. Compare `record/records_*` with
-//! `record/raw_*`: the record layer adds an envelope (3 bytes, or 11 with an expiry), a decode
-//! on read, and a clock read for a record with an expiry. `cas_by_version` from a version the
-//! handle did not write first reads the stored expiry (`raw_get_then_cas` is that work on the
-//! raw store); from one it wrote (as in this chain of swaps) it writes at once.
+//! `cargo bench -p store-benches --bench record -- --warm-up-time 1 --measurement-time 1`
 //!
-//! Each side builds its inputs once: the raw side its key and value, the record side its
-//! `Record` (record writes borrow it and return the new version).
+//! After criterion's figures it prints ratios measured interleaved (see
+//! `store_benches::paired_ratio`):
 //!
-//! After criterion's figures it prints the same comparisons measured interleaved (see
-//! `store_benches::paired_ratio`), for records with an expiry and without one: those are
-//! the figures to compare with the target. The first is a floor for `put`: the raw put of a
-//! fresh copy of the value behind an 11-byte header, which any layer that stores a header
-//! with the value must make.
+//! - over `FsStore` with its default durability, each side in a fresh directory every
+//!   round, 128-byte values with an expiry: `Records<FsStore>` `put` ÷ the raw `put`, and a
+//!   chain of `cas_by_version` ÷ a chain of raw conditional puts (target ≤ 1.05× each). A
+//!   swap from a version the handle wrote is one conditional put and no read, as the raw
+//!   chain is; the envelope adds 11 bytes to each object.
+//! - for information only, the same operations over `MemoryStore` (get, put,
+//!   compare-and-swap), for records with an expiry and without one, and a floor for `put`:
+//!   the raw put of a fresh copy of the value behind an 11-byte header. There the envelope,
+//!   its decode and the clock read are visible; `raw_get_then_cas` is the read a swap from
+//!   an unremembered version makes before its conditional put.
+//!
+//! The criterion group times the `MemoryStore` operations one by one, and how soon a
+//! `wait_for_version_change` wakes after a put.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -23,12 +26,16 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_benches::{key, paired_ratio, payload, runtime, time_calls};
 use store_core::{Backend, BackendExt, GetOptions, PutOptions, Record};
+use store_fs::FsStore;
 use store_memory::MemoryStore;
 use store_record::Records;
 
 const VALUE: usize = 128;
-/// Calls per side and round of the interleaved ratios.
+/// Calls per side and round of the interleaved ratios over `MemoryStore`.
 const PAIRED_CALLS: u64 = 20_000;
+/// Calls per side and round over `FsStore` (with the default durability each waits for
+/// fsyncs).
+const FS_CALLS: u64 = 50;
 
 /// Times `iters` sequential runs of `op` inside one `block_on`, so the runtime's entry cost
 /// is not part of the figure.
@@ -132,11 +139,83 @@ fn overhead(c: &mut Criterion) {
     });
     g.finish();
 
-    // The same operations again, measured interleaved (see `paired_ratio`): the figures to
-    // compare with the target. Records with an expiry (each read and swap also reads the
-    // clock) and without one.
+    // Measured interleaved (see `paired_ratio`): over FsStore, the figures to compare with
+    // the target; over MemoryStore, for records with an expiry (each read and swap also
+    // reads the clock) and without one, for information.
+    fs_overheads(&rt);
     paired_overheads(&rt, "with expiry", Some(expiry));
     paired_overheads(&rt, "no expiry", None);
+}
+
+/// A fresh `FsStore` with the default durability, in a fresh directory (dropped with it).
+async fn fresh_fs() -> (tempfile::TempDir, FsStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = FsStore::open(dir.path()).await.expect("open FsStore");
+    (dir, fs)
+}
+
+/// Interleaved ratios of `Records<FsStore>` over the raw `FsStore`, each side on a fresh
+/// store every round: `put` ÷ `put`, and a chain of `cas_by_version` from the version the
+/// handle just wrote ÷ a chain of raw conditional puts.
+fn fs_overheads(rt: &tokio::runtime::Runtime) {
+    let data = &payload(VALUE);
+    let k = &key("bench/record");
+    let record =
+        &Record::new(k.clone(), data.clone()).with_expiry(SystemTime::now() + Duration::from_secs(3600));
+    paired_ratio(
+        rt,
+        "record/Records<FsStore> put ÷ FsStore put (default durability)",
+        FS_CALLS,
+        |n| async move {
+            let (_dir, fs) = fresh_fs().await;
+            let fs = &fs;
+            time_calls(n, || async move {
+                fs.put(k, data.clone(), PutOptions::default()).await.unwrap();
+            })
+            .await
+        },
+        |n| async move {
+            let (_dir, fs) = fresh_fs().await;
+            let records = &Records::new(fs);
+            time_calls(n, || async move {
+                records.put(record).await.unwrap();
+            })
+            .await
+        },
+    );
+    paired_ratio(
+        rt,
+        "record/Records<FsStore> cas_by_version ÷ FsStore CAS (default durability)",
+        FS_CALLS,
+        |n| async move {
+            let (_dir, fs) = fresh_fs().await;
+            let mut version = fs
+                .put(k, data.clone(), PutOptions::default())
+                .await
+                .unwrap()
+                .version;
+            let started = Instant::now();
+            for _ in 0..n {
+                version = fs
+                    .put(k, data.clone(), PutOptions::update(version))
+                    .await
+                    .unwrap()
+                    .version;
+            }
+            started.elapsed()
+        },
+        |n| async move {
+            let (_dir, fs) = fresh_fs().await;
+            let records = Records::new(fs);
+            let mut next = record.clone();
+            next.version = records.create(&next).await.unwrap();
+            let started = Instant::now();
+            for _ in 0..n {
+                next.version = records.cas_by_version(&next).await.unwrap();
+            }
+            started.elapsed()
+        },
+    );
 }
 
 /// Interleaved ratios of the record operations over the raw ones, on fresh stores, for
