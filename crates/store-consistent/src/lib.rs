@@ -106,46 +106,67 @@
 //! A group called `g` keeps, on its backend:
 //!
 //! - `g/.manifest`: the group's state — a serial, the map name → id, and the small contents
-//!   themselves — as compact JSON. Every update of the group is one compare-and-swap of
-//!   this object (`PutMode::Update(version)`, or `Create` for the first).
-//! - `g/.objects/<id>`: one object per *version* of a larger content (over 256 bytes, or
-//!   once the manifest holds 16 KiB of small ones), written once with `PutMode::Create`
-//!   and never changed. Its id is `<creation time in ns, hex>-<64 random bits, hex>`, unique
+//!   themselves — as compact JSON (format 1, or 2 once it holds contents; see below). Every
+//!   update of the group is one compare-and-swap of this object (`PutMode::Update(version)`,
+//!   or `Create` for the first).
+//! - `g/.objects/<id>`: one object per *version* of a larger content (over the
+//!   [inline limit](Group::with_inline_limit), 256 bytes by default, or once the manifest
+//!   holds [`INLINE_BUDGET`] bytes of small ones), written once with `PutMode::Create` and
+//!   never changed. Its id is `<creation time in ns, hex>-<64 random bits, hex>`, unique
 //!   without coordination (the time lets [`Group::gc`] spare young objects). A small
-//!   content's id has the same shape, all 128 bits random. A name's id is its reader key.
+//!   content's id has the same shape. A name's id is its reader key.
 //! - `g/.locks/<hex of the mutex name>`: each mutex's lease, as JSON.
 //!
-//! A small content is written by the manifest switch itself: an update of a counter or a
-//! small JSON document costs one compare-and-swap of the manifest (see below for when it
-//! also costs a read). The handles of a
-//! group (clones of one [`Group`]) keep the last manifest they read or wrote, decoded; a
-//! read that finds the manifest still at that version uses it instead of decoding it again.
-//! That cannot be stale on a backend whose versions each name one content
-//! (`Capabilities::stable_versions`: every store of this workspace but a `Multi`, whose
-//! copies can differ under one composite version); on others nothing is kept. A larger write
-//! stores the new content as a new object version first, then switches the manifest to it
-//! if the name still has the expected id. A lost compare-and-swap means
-//! some name changed: the writer re-reads the manifest and, if its own name is unchanged,
-//! tries again; otherwise it deletes its object version and reports the conflict. After a
-//! successful switch the replaced version is deleted. A reader that reads the manifest and
-//! then finds its object version gone (replaced meanwhile) re-reads the manifest. So
-//! readers always see a complete, committed content, and a crash at any point leaves the
-//! group consistent — at worst with unreferenced object versions, which [`Group::gc`]
-//! deletes (it spares young ones, which may belong to a writer about to switch; see its
-//! documentation for the grace period).
+//! A small content is written by the manifest switch itself. A larger write stores the new
+//! content as a new object version first, then switches the manifest to it if the name
+//! still has the expected id. A lost compare-and-swap means some name changed: the writer
+//! re-reads the manifest and, if its own name is unchanged, tries again; otherwise it
+//! deletes its object version and reports the conflict.
 //!
-//! Because object versions never change and their ids are never reused, a group handle
-//! remembers the last version of each name it read or wrote (up to 64 KiB) and skips
-//! reading it again while the manifest still names it. It also remembers the last
-//! manifest it read or wrote, and `operate` starts from it without reading it again (a
-//! stale one only makes the manifest's compare-and-swap fail, and the next attempt reads).
-//! So an uncontended `operate` on a large content costs one object write, one manifest
-//! compare-and-swap and one delete; on a small one (kept in the manifest), the
-//! compare-and-swap only — about 3.7× one raw compare-and-swap on a `MemoryStore` (`cargo
-//! bench -p store-benches --bench consistent`).
+//! After a successful switch the replaced object version is deleted *off the caller's
+//! path*: the delete starts before the call returns, and unless the backend completes it
+//! at once (an in-memory store does), a background task on the tokio runtime finishes it.
+//! A reader that read the manifest earlier and then finds its object version gone re-reads
+//! the manifest. So readers always see a complete, committed content, and a crash at any
+//! point — before the background delete, too — leaves the group consistent, at worst with
+//! unreferenced object versions, which [`Group::gc`] deletes (it spares young ones, which
+//! may belong to a writer about to switch; see its documentation for the grace period).
 //!
-//! Since every update of a group switches the one manifest, updates of different names of a
-//! group contend with each other (as in the seed): keep unrelated data in different groups.
+//! # Cost in round trips
+//!
+//! The handles of a group (clones of one [`Group`]) keep the last manifest they read or
+//! wrote, decoded, and `operate` starts from it without reading it again (a stale one only
+//! makes the manifest's compare-and-swap fail, and the next attempt reads). That cannot be
+//! stale on a backend whose versions each name one content (`Capabilities::stable_versions`:
+//! every store of this workspace but a `Multi`, whose copies can differ under one
+//! composite version); on others nothing is kept, and every attempt reads the manifest
+//! first. A handle also remembers the last version of each name it read or wrote (up to
+//! 64 KiB) and skips reading it again while the manifest still names it: object versions
+//! never change and their ids are never reused.
+//!
+//! So, uncontended, on the caller's path:
+//!
+//! | operation | round trips |
+//! |---|---|
+//! | `operate` on a small content (kept in the manifest) | 1: the manifest's compare-and-swap |
+//! | `operate` on a larger content | 2: the object put, the compare-and-swap (the replaced version's delete runs in the background) |
+//! | `reader` | 1 (the manifest), plus 1 for a larger content this handle has not cached |
+//! | a `transaction` | 1 read of the manifest, 1 put per larger content written, 1 compare-and-swap |
+//!
+//! A conflict adds a read of the manifest and the attempt again, after a back-off.
+//! Since every update of a group switches the one manifest, updates of different names of
+//! a group contend with each other (as in the seed): keep unrelated data in different
+//! groups. The manifest is rewritten whole by every update, so its inline contents are
+//! bounded ([`INLINE_BUDGET`]).
+//!
+//! # Manifest format
+//!
+//! Format 1, `{"format":1,"serial":7,"objects":{"counter":"<id>"}}`, has no inline
+//! contents; format 2 adds them, in lower-case hex under their id:
+//! `{"format":2,"serial":8,"objects":{"counter":"<id>"},"inline":{"<id>":"3432"}}`. A
+//! manifest is written in format 1 when it holds no inline content, else in format 2, and
+//! both are read (a reader older than inline contents refuses format 2 as corrupt rather
+//! than misreading it).
 //!
 //! # Deviations from the seed
 //!
@@ -172,11 +193,13 @@ mod mutex;
 mod operate;
 mod reader;
 mod retry;
+mod switch;
 mod transaction;
 mod writer;
 
 pub use gc::{DEFAULT_GC_GRACE, GcReport};
 pub use group::{Group, MAX_NAME_LEN};
+pub use manifest::{DEFAULT_INLINE_LIMIT, INLINE_BUDGET};
 pub use mutex::{DEFAULT_LEASE, MIN_LEASE, Mutex, MutexGuard};
 pub use reader::Reader;
 pub use retry::RetryPolicy;

@@ -10,7 +10,6 @@ use tokio::task::JoinHandle;
 
 use crate::group::Group;
 use crate::lease::{Lease, new_holder, now_ms};
-use crate::manifest::to_hex;
 use crate::retry::lost_race;
 
 /// How long a lease lasts unless renewed: ten seconds. A holder that disappears blocks the
@@ -67,7 +66,7 @@ impl Group {
     /// [`Error::InvalidInput`] for an empty or overlong name.
     pub fn mutex(&self, name: &str) -> Result<Mutex> {
         self.check_name("mutex", name)?;
-        let hex = to_hex(name.as_bytes());
+        let hex = hex::encode(name);
         Ok(Mutex {
             group: self.clone(),
             name: name.to_owned(),

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use store_core::{Error, Result};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, fits_inline};
+use crate::manifest::Snapshot;
+use crate::retry::conflicted;
 use crate::writer::Writer;
 
 impl Group {
@@ -22,15 +23,23 @@ impl Group {
     /// from `f` aborts without writing. Conflicts are retried under the group's
     /// [`RetryPolicy`](crate::RetryPolicy).
     ///
-    /// The first attempt starts from the manifest this group handle (or a clone of it) last
-    /// wrote or read, without reading it again: uncontended, a small content (kept in the
-    /// manifest) costs one conditional write of the manifest and no read. If another handle
-    /// or process switched the manifest meanwhile, that write fails, and `operate` reads
-    /// the current state at once (no back-off) and runs `f` again on it; only that result
-    /// is written. Likewise an error from `f` on the cached content is not returned: `f`
-    /// runs again on the current content, and its answer there counts. That optimistic
-    /// first try is not one of the policy's attempts (it never saw the current state), so
-    /// even `max_attempts(1)` gets one attempt on the current state.
+    /// # Cost in round trips
+    /// An attempt starts from the manifest this group handle (or a clone of it) last wrote
+    /// or read, without reading it again. Uncontended, a content kept in the manifest (up
+    /// to the [inline limit](Group::with_inline_limit)) costs one conditional put of the
+    /// manifest and no read. A larger content costs one put of a new object version, then
+    /// that conditional put; the version it replaces is deleted afterwards, off the
+    /// caller's path (see the [crate documentation](crate)). Reading a larger content
+    /// costs nothing more when this group handle wrote or read that version last (up to
+    /// 64 KiB), else one read.
+    ///
+    /// If another handle or process switched the manifest meanwhile, the conditional put
+    /// fails, and `operate` reads the current manifest at once (no back-off) and — if
+    /// `name` itself changed — runs `f` again on it; only that result is written. Likewise
+    /// an error from `f` on the cached content is not returned: `f` runs again on the
+    /// current content, and its answer there counts. A try from the cached manifest is not
+    /// one of the policy's attempts (it never saw the current state), so even
+    /// `max_attempts(1)` gets one attempt on the current state.
     ///
     /// # Errors
     /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
@@ -40,85 +49,53 @@ impl Group {
         F: FnMut(&[u8]) -> Result<R> + Send,
         R: Into<Bytes>,
     {
-        self.check_name("operate", name)?;
-        // The common case: a small content, from the manifest this group last saw (not
-        // read again), written back with one conditional put of that manifest.
-        let Some(snap) = self.take_cached_inline(name) else {
-            // Boxed, like the rest of the general path: its state stays out of this future.
-            return Box::pin(self.operate_loop(name, f, true, None)).await;
-        };
-        // `f` refusing a content that may be stale is not the answer: the general path
-        // decides again on the current content.
-        let new: Bytes = match f(snap.inline_ref(name).map_or(&[][..], |old| &old[..])) {
-            Ok(new) => new.into(),
-            Err(_) => return Box::pin(self.operate_loop(name, f, false, None)).await,
-        };
-        if !fits_inline(snap.manifest.inline_bytes(), new.len()) {
-            // Too large to keep inline now: written as an object, against the same manifest.
-            let key = snap.id(name).map_or_else(|| Arc::from(""), Arc::clone);
-            return Box::pin(self.operate_loop(name, f, false, Some((snap, key, new)))).await;
-        }
-        match self.switch_inline(name, new.clone(), snap).await {
-            Ok(()) => Ok(new),
-            // Maybe only the cached manifest was stale: read the current one, at once (not
-            // an attempt of the retry policy: this try never saw the current state).
-            Err(e) if e.is_conflict() => Box::pin(self.operate_loop(name, f, false, None)).await,
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The general path of [`operate`](Group::operate): read (from the group's cached
-    /// manifest first if `optimistic`), apply `f`, write; retried on conflicts. `first`:
-    /// a content `f` already computed from a cached snapshot, to write before anything else.
-    async fn operate_loop<F, R>(
-        &self,
-        name: &str,
-        mut f: F,
-        mut optimistic: bool,
-        mut first: Option<(Snapshot, Arc<str>, Bytes)>,
-    ) -> Result<Bytes>
-    where
-        F: FnMut(&[u8]) -> Result<R> + Send,
-        R: Into<Bytes>,
-    {
-        let mut attempts = self.shared.retry.start();
+        let mut retries = self.shared.retry.start();
+        // From the group's cached manifest until a try from it fails.
+        let mut optimistic = true;
         loop {
-            let (snap, key, new) = match first.take() {
-                Some(first) => first,
-                None => {
-                    let (snap, key, body) = self.read_current(name, "operate", optimistic).await?;
-                    let old = body.bytes().await?;
-                    // Contents kept in the manifest need no caching.
-                    if snap.manifest.is_object(name) {
-                        self.shared.cache.put(name, &key, &old);
-                    }
-                    match f(&old) {
-                        Ok(new) => (snap, key, new.into()),
-                        // `f` refused a content that may be stale: it decides again on the
-                        // current one, and only that decision is returned.
-                        Err(_) if snap.cached => {
-                            optimistic = false;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    }
+            let (snap, key, old) = self.read_current(name, "operate", optimistic).await?;
+            let old = old.bytes().await?;
+            let cached = snap.cached;
+            if snap.inline(name).is_none() && !key.is_empty() {
+                self.shared.cache.put(name, &key, &old);
+            }
+            let new: Bytes = match f(&old) {
+                Ok(new) => new.into(),
+                // Refusing a content that may be stale is not the answer: `f` decides
+                // again on the current one.
+                Err(_) if cached => {
+                    optimistic = false;
+                    continue;
                 }
+                Err(e) => return Err(e),
             };
-            let stale_possible = snap.cached;
-            match self.write_whole(name, &key, new.clone(), Some(snap)).await {
-                Ok((id, inline)) => {
-                    if !inline {
-                        self.shared.cache.put(name, &id, &new);
-                    }
-                    return Ok(new);
-                }
-                // Maybe only the cached manifest was stale: read the current one, at once
-                // (not an attempt: it never saw the current state).
-                Err(e) if e.is_conflict() && stale_possible => optimistic = false,
-                Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
+            match self.write_whole(name, &key, new.clone(), snap).await {
+                Ok(()) => return Ok(new),
+                // Maybe only the cached manifest was stale: read the current one, at once.
+                Err(e) if e.is_conflict() && cached => optimistic = false,
+                Err(e) if e.is_conflict() => conflicted(&mut retries, "operate", &self.display(name)).await?,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Writes the whole new content `data` of `name`, read from `snap` with `key` (empty:
+    /// absent): in the manifest if it fits, else as a new object version first. On failure
+    /// the new version is discarded.
+    async fn write_whole(&self, name: &str, key: &str, data: Bytes, snap: Snapshot) -> Result<()> {
+        let expect = [(name, (!key.is_empty()).then_some(key))];
+        let entry = self.new_entry(snap.manifest.inline_bytes(), data.clone()).await?;
+        let object = entry.inline.is_none().then(|| Arc::clone(&entry.id));
+        let result = self
+            .switch("operate", &expect, &[(name, Some(entry))], Some(snap))
+            .await;
+        if let Some(id) = object {
+            match &result {
+                Ok(()) => self.shared.cache.put(name, &id, &data),
+                Err(_) => self.discard(&id).await,
+            }
+        }
+        result
     }
 
     /// [`operate`](Group::operate) on a JSON value: `f` gets the decoded value
@@ -174,7 +151,7 @@ impl Group {
     where
         F: FnMut(BoxStream<'static, Result<Bytes>>) -> Result<BoxStream<'static, Result<Bytes>>> + Send,
     {
-        let mut attempts = self.shared.retry.start();
+        let mut retries = self.shared.retry.start();
         loop {
             let (snap, reader) = self.read(name, "operate").await?;
             let (key, body) = reader.into_parts();
@@ -192,7 +169,7 @@ impl Group {
             }
             match writer.close().await {
                 Ok(_) => return Ok(()),
-                Err(e) if e.is_conflict() => attempts.conflicted("operate", &self.display(name)).await?,
+                Err(e) if e.is_conflict() => conflicted(&mut retries, "operate", &self.display(name)).await?,
                 Err(e) => return Err(e),
             }
         }

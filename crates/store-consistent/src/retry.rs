@@ -1,8 +1,9 @@
-//! How optimistic loops retry: bounded attempts, exponential backoff with full jitter.
+//! How optimistic loops retry: the family's [`Backoff`], with full jitter and a bound on
+//! attempts.
 
 use std::time::Duration;
 
-use store_core::{Error, Result};
+use store_core::{Backoff, Error, Result, Retries};
 
 /// Bounds every optimistic loop of a [`Group`](crate::Group): `operate*`, `transaction`,
 /// and the internal retries of a writer whose manifest switch lost to an update of another
@@ -11,7 +12,8 @@ use store_core::{Error, Result};
 /// After the `n`-th conflict the loop sleeps a random time in
 /// `0..=min(max_backoff, initial_backoff × 2ⁿ⁻¹)` ("full jitter": contenders spread out
 /// instead of retrying in lock step). After `max_attempts` conflicting attempts it gives up
-/// with [`Error::Contention`].
+/// with [`Error::Contention`]. It is the configuration of a [`store_core::Backoff`]
+/// ([`RetryPolicy::backoff`]), the retry policy of every crate of the family.
 ///
 /// ```
 /// use std::time::Duration;
@@ -21,6 +23,7 @@ use store_core::{Error, Result};
 ///     .with_max_attempts(1_000)
 ///     .with_backoff(Duration::from_micros(100), Duration::from_millis(50));
 /// assert_eq!(patient.max_attempts, 1_000);
+/// assert_eq!(patient.backoff().max_attempts, Some(1_000));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -57,60 +60,31 @@ impl RetryPolicy {
         self
     }
 
-    /// The backoff cap after `conflicts` conflicts (≥ 1).
-    pub(crate) fn cap(&self, conflicts: u32) -> Duration {
-        let doublings = conflicts.saturating_sub(1).min(30);
-        self.initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff)
+    /// This policy as a [`Backoff`]: delays doubling from `initial_backoff` to
+    /// `max_backoff`, full jitter, `max_attempts` attempts.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff)
+            .with_jitter(true)
+            .with_max_attempts(self.max_attempts)
     }
 
-    /// A fresh attempt counter.
-    pub(crate) fn start(&self) -> Attempts {
-        Attempts {
-            policy: *self,
-            conflicts: 0,
-        }
+    /// The attempts of one optimistic loop; the first is under way.
+    pub(crate) fn start(&self) -> Retries {
+        self.backoff().start()
     }
 }
 
-/// The attempts of one optimistic loop.
-#[derive(Debug)]
-pub(crate) struct Attempts {
-    policy: RetryPolicy,
-    conflicts: u32,
-}
-
-impl Attempts {
-    /// Records a conflict: sleeps a jittered backoff, or fails with [`Error::Contention`]
-    /// naming `op` and `key` when the attempts are used up.
-    pub(crate) async fn conflicted(&mut self, op: &'static str, key: &str) -> Result<()> {
-        self.count(op, key)?;
-        let cap = self.policy.cap(self.conflicts);
-        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        let pause = Duration::from_nanos(fastrand::u64(0..=nanos));
-        if pause.is_zero() {
-            tokio::task::yield_now().await;
-        } else {
-            tokio::time::sleep(pause).await;
-        }
-        Ok(())
+/// After a conflicting attempt: sleeps the jittered backoff before the next one, or fails
+/// with [`Error::Contention`] naming `op` and `key` when the attempts are used up.
+pub(crate) async fn conflicted(retries: &mut Retries, op: &'static str, key: &str) -> Result<()> {
+    if retries.wait().await {
+        return Ok(());
     }
-
-    /// Counts a conflict, or fails with [`Error::Contention`] when the attempts are used
-    /// up. Apart from the pause: that keeps `conflicted`, whose state every optimistic
-    /// loop's future carries, small (measurably faster `operate`).
-    fn count(&mut self, op: &'static str, key: &str) -> Result<()> {
-        self.conflicts += 1;
-        if self.conflicts >= self.policy.max_attempts.max(1) {
-            return Err(Error::Contention {
-                op,
-                key: key.to_owned(),
-                attempts: self.conflicts,
-            });
-        }
-        Ok(())
-    }
+    Err(Error::Contention {
+        op,
+        key: key.to_owned(),
+        attempts: retries.attempts(),
+    })
 }
 
 /// Whether a conditional write failed because another writer got there first (the
@@ -125,13 +99,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn caps_double_up_to_the_maximum() {
+    fn the_policy_is_a_jittered_bounded_backoff() {
         let p = RetryPolicy::default().with_backoff(Duration::from_millis(2), Duration::from_millis(10));
-        assert_eq!(p.cap(1), Duration::from_millis(2));
-        assert_eq!(p.cap(2), Duration::from_millis(4));
-        assert_eq!(p.cap(3), Duration::from_millis(8));
-        assert_eq!(p.cap(4), Duration::from_millis(10));
-        assert_eq!(p.cap(u32::MAX), Duration::from_millis(10));
+        let b = p.backoff();
+        assert_eq!(
+            (b.initial, b.max, b.jitter),
+            (p.initial_backoff, p.max_backoff, true)
+        );
+        assert_eq!(b.max_attempts, Some(100));
         assert_eq!(RetryPolicy::default().with_max_attempts(0).max_attempts, 1);
     }
 
@@ -141,9 +116,9 @@ mod tests {
             .with_max_attempts(3)
             .with_backoff(Duration::ZERO, Duration::ZERO)
             .start();
-        a.conflicted("operate", "g/x").await.unwrap();
-        a.conflicted("operate", "g/x").await.unwrap();
-        let e = a.conflicted("operate", "g/x").await.unwrap_err();
+        conflicted(&mut a, "operate", "g/x").await.unwrap();
+        conflicted(&mut a, "operate", "g/x").await.unwrap();
+        let e = conflicted(&mut a, "operate", "g/x").await.unwrap_err();
         assert!(matches!(e, Error::Contention { attempts: 3, .. }), "{e}");
         assert_eq!(
             e.to_string(),

@@ -8,16 +8,18 @@ use futures::future::BoxFuture;
 use store_core::{Error, GetOptions, Result, Version};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, fits_inline, new_inline_id};
+use crate::manifest::{Entry, Snapshot};
+use crate::retry::conflicted;
 
 /// Reads and writes of several names of a [`Group`], applied atomically by
 /// [`Transaction::commit`], from [`Group::begin`] (or inside [`Group::transaction`]).
 ///
-/// All reads see the group as it was when the transaction began (one manifest version).
-/// Writes are buffered. Commit stores the written contents as new object versions, then
-/// switches the manifest once — if every name the transaction read or wrote still has the
-/// version it had at the start. Otherwise commit fails with [`Error::Conflict`] and
-/// nothing changes. Dropping a transaction discards it.
+/// All reads see the group as it was when the transaction began (one manifest version,
+/// read by [`Group::begin`]). Writes are buffered. Commit stores the written contents that
+/// are too large for the manifest as new object versions (one put each), then switches the
+/// manifest with one conditional put — if every name the transaction read or wrote still
+/// has the version it had at the start. Otherwise commit fails with [`Error::Conflict`]
+/// and nothing changes. Dropping a transaction discards it.
 #[derive(Debug)]
 pub struct Transaction {
     group: Group,
@@ -119,30 +121,27 @@ impl Transaction {
             return Ok(());
         }
         let group = &self.group;
-        let mut set: Vec<(String, Option<Arc<str>>)> = Vec::new();
-        let mut inline: Vec<(Arc<str>, Bytes)> = Vec::new();
+        let mut set: Vec<(&str, Option<Entry>)> = Vec::new();
         let mut created = Vec::new();
-        let mut result = Ok(());
         let mut inline_bytes = self.snapshot.manifest.inline_bytes();
-        for (name, data) in self.writes {
-            match data {
-                None => set.push((name, None)),
-                Some(data) if fits_inline(inline_bytes, data.len()) => {
-                    inline_bytes += data.len();
-                    let id = new_inline_id();
-                    inline.push((id.clone(), data));
-                    set.push((name, Some(id)));
+        let mut result = Ok(());
+        for (name, data) in &self.writes {
+            let Some(data) = data else {
+                set.push((name, None));
+                continue;
+            };
+            match group.new_entry(inline_bytes, data.clone()).await {
+                Ok(entry) => {
+                    match &entry.inline {
+                        Some(content) => inline_bytes += content.len(),
+                        None => created.push(Arc::clone(&entry.id)),
+                    }
+                    set.push((name, Some(entry)));
                 }
-                Some(data) => match group.put_object(data).await {
-                    Ok(id) => {
-                        created.push(id.clone());
-                        set.push((name, Some(id)));
-                    }
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                },
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
         }
         if result.is_ok() {
@@ -151,15 +150,7 @@ impl Transaction {
                 .iter()
                 .map(|(name, id)| (name.as_str(), id.as_deref()))
                 .collect();
-            let set: Vec<(&str, Option<&Arc<str>>)> = set
-                .iter()
-                .map(|(name, id)| (name.as_str(), id.as_ref()))
-                .collect();
-            let inline: Vec<(&Arc<str>, Bytes)> =
-                inline.iter().map(|(id, data)| (id, data.clone())).collect();
-            result = group
-                .switch("commit", &expect, &set, &inline, Some(self.snapshot))
-                .await;
+            result = group.switch("commit", &expect, &set, Some(self.snapshot)).await;
         }
         if result.is_err() {
             for id in created {
@@ -226,7 +217,7 @@ impl Group {
         T: Send,
         F: for<'t> FnMut(&'t mut Transaction) -> BoxFuture<'t, Result<T>> + Send,
     {
-        let mut attempts = self.shared.retry.start();
+        let mut retries = self.shared.retry.start();
         loop {
             let mut tx = self.begin().await?;
             let outcome = match f(&mut tx).await {
@@ -235,7 +226,7 @@ impl Group {
             };
             match outcome {
                 Ok(value) => return Ok(value),
-                Err(e) if e.is_conflict() => attempts.conflicted("transaction", self.name()).await?,
+                Err(e) if e.is_conflict() => conflicted(&mut retries, "transaction", self.name()).await?,
                 Err(e) => return Err(e),
             }
         }

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use store_core::{ObjectWriter, PutOptions, Result};
 
 use crate::group::Group;
-use crate::manifest::{Snapshot, fits_inline, new_inline_id, new_object_id};
+use crate::manifest::{Entry, Snapshot, new_id};
 
 /// A pending update of one name of a [`Group`], from
 /// [`Group::writer`](crate::Group::writer).
@@ -26,7 +26,7 @@ pub struct Writer {
 
 impl Writer {
     pub(crate) async fn open(group: Group, name: &str, key: &str, hint: Option<Snapshot>) -> Result<Writer> {
-        let id = new_object_id();
+        let id = new_id();
         let inner = group
             .shared
             .backend
@@ -59,7 +59,10 @@ impl Writer {
     ///
     /// A concurrent update of *another* name of the group is retried internally (bounded
     /// by the group's [`RetryPolicy`](crate::RetryPolicy), then [`Error::Contention`](store_core::Error::Contention)).
-    /// The replaced version is deleted.
+    /// The replaced version is deleted, off the caller's path. Costs the backend's commit
+    /// of the written object and one conditional put of the manifest (plus a read of it if
+    /// the writer was opened by [`Group::writer`](crate::Group::writer), and again after a
+    /// lost race).
     ///
     /// # Errors
     /// [`Error::Conflict`](store_core::Error::Conflict) if the name no longer has the key this writer was opened with
@@ -75,8 +78,14 @@ impl Writer {
         } = self;
         inner.close().await?;
         let expect = [(name.as_str(), expected.as_deref())];
-        let set = [(name.as_str(), Some(&id))];
-        match group.switch("close", &expect, &set, &[], hint).await {
+        let entry = Entry {
+            id: Arc::clone(&id),
+            inline: None,
+        };
+        match group
+            .switch("close", &expect, &[(&name, Some(entry))], hint)
+            .await
+        {
             Ok(()) => Ok(id.to_string()),
             Err(e) => {
                 group.discard(&id).await;
@@ -91,40 +100,5 @@ impl Writer {
     /// The backend's abort errors.
     pub async fn abort(self) -> Result<()> {
         self.inner.abort().await
-    }
-}
-
-impl Group {
-    /// Writes a whole new content for `name` if it still has `key`; the building block of
-    /// `operate`. Returns the new key, and whether the content went into the manifest
-    /// (else it is an object).
-    pub(crate) async fn write_whole(
-        &self,
-        name: &str,
-        key: &str,
-        data: Bytes,
-        hint: Option<Snapshot>,
-    ) -> Result<(Arc<str>, bool)> {
-        let expect = [(name, (!key.is_empty()).then_some(key))];
-        let inline_bytes = hint.as_ref().map_or(0, |s| s.manifest.inline_bytes());
-        if fits_inline(inline_bytes, data.len()) {
-            // Kept in the manifest: no object to store first, none to delete on failure.
-            let id = new_inline_id();
-            return self
-                .switch("operate", &expect, &[(name, Some(&id))], &[(&id, data)], hint)
-                .await
-                .map(|()| (id, true));
-        }
-        let id = self.put_object(data).await?;
-        match self
-            .switch("operate", &expect, &[(name, Some(&id))], &[], hint)
-            .await
-        {
-            Ok(()) => Ok((id, false)),
-            Err(e) => {
-                self.discard(&id).await;
-                Err(e)
-            }
-        }
     }
 }

@@ -1,0 +1,156 @@
+//! The manifest switch: the one commit step of every update of a group, and the object
+//! versions it refers to.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use store_core::{DeleteOptions, Error, PutMode, PutOptions, Result, Version};
+
+use crate::group::Group;
+use crate::manifest::{Entry, Snapshot, new_id};
+use crate::retry::{conflicted, lost_race};
+
+impl Group {
+    /// Switches the manifest: checks that every name of `expect` still has the expected id
+    /// (`None` = absent) — [`Error::Conflict`] naming the first that does not — then sets
+    /// each name of `set` (`None` removes it) with one conditional put of the manifest.
+    /// `hint` is a snapshot the caller already has, tried first; without one, the manifest
+    /// is read first.
+    ///
+    /// A lost conditional put means some name changed: the manifest is read again and
+    /// checked again, bounded by the retry policy — except when `hint` came from the
+    /// group's cache (maybe stale, never checked against the current state): that retry
+    /// is immediate and not counted.
+    pub(crate) async fn switch(
+        &self,
+        op: &'static str,
+        expect: &[(&str, Option<&str>)],
+        set: &[(&str, Option<Entry>)],
+        mut hint: Option<Snapshot>,
+    ) -> Result<()> {
+        let mut retries = self.shared.retry.start();
+        loop {
+            let snap = match hint.take() {
+                Some(snap) => snap,
+                None => self.load().await?,
+            };
+            for &(name, want) in expect {
+                let have = snap.id(name).map(|id| &**id);
+                if have != want {
+                    return Err(Error::Conflict {
+                        op,
+                        key: self.display(name),
+                        expected: want.map(Version::parse),
+                        actual: have.map(Version::parse),
+                    });
+                }
+            }
+            let cached = snap.cached;
+            if self.commit(snap, set).await? {
+                return Ok(());
+            }
+            if !cached {
+                conflicted(&mut retries, op, &self.display_names(set)).await?;
+            }
+        }
+    }
+
+    /// The commit step: `snap`'s manifest with its serial bumped and the entries of `set`,
+    /// encoded and written with one conditional put (`Update` of `snap`'s version, `Create`
+    /// for the first manifest). On success the group keeps the new manifest as the last
+    /// one seen, and the object versions it no longer refers to are
+    /// [discarded](Self::discard). `false` if another switch got there first.
+    async fn commit(&self, snap: Snapshot, set: &[(&str, Option<Entry>)]) -> Result<bool> {
+        let Snapshot {
+            mut manifest,
+            version,
+            ..
+        } = snap;
+        // In place when nothing else holds this manifest (a snapshot taken from the
+        // group's cache); a copy otherwise.
+        let next = Arc::make_mut(&mut manifest);
+        next.serial += 1;
+        let mut replaced = Vec::new();
+        for (name, entry) in set {
+            let old = match entry {
+                Some(entry) => next.objects.insert((*name).to_owned(), entry.clone()),
+                None => next.objects.remove(*name),
+            };
+            if let Some(Entry { id, inline: None }) = old {
+                replaced.push(id);
+            }
+        }
+        let mode = version.map_or(PutMode::Create, PutMode::Update);
+        let put = self
+            .shared
+            .backend
+            .put(&self.shared.manifest_key, next.encode(), mode.into());
+        match put.await {
+            Ok(meta) => {
+                self.remember(meta.version, manifest);
+                for id in replaced {
+                    self.discard(&id).await;
+                }
+                Ok(true)
+            }
+            Err(e) if lost_race(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The entry for a new content `data` of a name, in a manifest that holds
+    /// `inline_bytes` of inline content: the content itself if it fits (no I/O), else a
+    /// new object version, stored first with one `Create` put (nothing refers to it yet).
+    pub(crate) async fn new_entry(&self, inline_bytes: usize, data: Bytes) -> Result<Entry> {
+        let id = new_id();
+        if self.fits_inline(inline_bytes, data.len()) {
+            return Ok(Entry {
+                id,
+                inline: Some(data),
+            });
+        }
+        self.shared
+            .backend
+            .put(&self.object_key(&id)?, data, PutOptions::create())
+            .await?;
+        Ok(Entry { id, inline: None })
+    }
+
+    /// Deletes an object version that nothing refers to any more (replaced, or never
+    /// switched to), without making the caller wait for the backend: the delete starts at
+    /// once and, unless the backend completes it in that first step (an in-memory store
+    /// does), a background task carries it through. A reader that still holds an older
+    /// manifest and finds the version gone reads the manifest again. A failed delete — or
+    /// a crash or runtime shutdown before it ran — leaves the version to [`Group::gc`].
+    pub(crate) async fn discard(&self, id: &str) {
+        let Ok(key) = self.object_key(id) else { return };
+        let backend = Arc::clone(&self.shared.backend);
+        let mut delete = Box::pin(async move {
+            if let Err(e) = backend.delete(&key, DeleteOptions::default()).await
+                && !e.is_not_found()
+            {
+                tracing::debug!(%key, error = %e, "could not delete an object version");
+            }
+        });
+        if futures::poll!(delete.as_mut()).is_ready() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(delete)),
+            // No runtime to hand it to: finish it here.
+            Err(_) => delete.await,
+        }
+    }
+
+    /// The names of `set`, for messages: `<group>/<name>` or `<group>/{<a>,<b>}`.
+    fn display_names(&self, set: &[(&str, Option<Entry>)]) -> String {
+        match set {
+            [(name, _)] => self.display(name),
+            _ => format!(
+                "{}/{{{}}}",
+                self.name(),
+                set.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(",")
+            ),
+        }
+    }
+}
