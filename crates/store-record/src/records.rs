@@ -1,4 +1,5 @@
 //! `Records<B>`: the `RecordStore` over any backend.
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
