@@ -12,7 +12,7 @@ use object_store::path::Path;
 use object_store::{GetRange, ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
 use store_core::{
     Backend, Backoff, Body, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object,
-    ObjectWriter, PutMode, PutOptions, Result, Version, poll_watch,
+    ObjectWriter, PutMode, PutOptions, Result, Version, WriteResolver, poll_watch,
 };
 
 use crate::error::{BACKEND, map_err};
@@ -44,6 +44,16 @@ pub(crate) const IGNORED: u8 = 2;
 ///
 /// See the [crate documentation](crate) for how versions, conditional puts, streaming
 /// writes, listing and watch map to object-store requests, and for the limits of each.
+///
+/// **Lost replies.** Every write carries a unique write id, so a conditional put can tell
+/// its own write from another: when the client re-sent it after a lost reply and the
+/// server refused the copy (`If-None-Match`/`If-Match` failing against the first), the put
+/// succeeds instead of reporting a conflict against itself. When it fails with a retryable
+/// error, it may have been applied: the error is an
+/// [`outcome_unknown`](store_core::Error::outcome_unknown) whose
+/// [`WriteResolver`](store_core::WriteResolver) reads the object back (one HEAD) and
+/// reports the write if the object there is still it. `store-layers`' `Retry` asks it, so a
+/// retried conditional put is never applied twice.
 #[derive(Clone)]
 pub struct CloudStore {
     pub(crate) store: Arc<dyn ObjectStore>,
@@ -267,6 +277,9 @@ impl CloudStore {
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     match self.head_version("put", key, path).await {
+                        // Our own write: the client re-sent a create whose reply was lost,
+                        // and the server refused the copy.
+                        Ok((meta, found)) if found.write_id == write_id => return Ok(meta),
                         Ok((meta, _)) => {
                             return Err(Error::AlreadyExists {
                                 op: "put",
@@ -287,14 +300,15 @@ impl CloudStore {
                     }
                 }
                 Err(e) => {
-                    return Err(match (&mode, e) {
+                    return match (&mode, e) {
                         (
                             PutMode::Update(expected),
                             e @ (object_store::Error::Precondition { .. }
                             | object_store::Error::NotFound { .. }),
-                        ) => self.update_failed(key, path, expected, e).await,
-                        (_, e) => map_err("put", key, e),
-                    });
+                        ) => self.update_failed(key, path, expected, &write_id, e).await,
+                        (PutMode::Overwrite, e) => Err(map_err("put", key, e)),
+                        (_, e) => Err(self.unsettled(key, path, &write_id, map_err("put", key, e))),
+                    };
                 }
             }
         }
@@ -322,28 +336,66 @@ impl CloudStore {
         }
     }
 
-    /// The error for a conditional put the server refused: `NotFound` if the key is gone,
-    /// otherwise `Conflict` carrying the version now there.
+    /// The answer to a conditional put the server refused: `NotFound` if the key is gone,
+    /// otherwise `Conflict` carrying the version now there — unless the object there is
+    /// this very write (`write_id`), which the client re-sent after its reply was lost: then
+    /// the write succeeded, and it is not reported as a conflict against itself.
     pub(crate) async fn update_failed(
         &self,
         key: &Key,
         path: &Path,
         expected: &Version,
+        write_id: &str,
         cause: object_store::Error,
-    ) -> Error {
+    ) -> Result<Meta> {
         tracing::debug!(key = key.as_str(), %cause, "conditional put refused by the server");
         match self.head_version("put", key, path).await {
-            Ok((meta, _)) => Error::Conflict {
+            Ok((meta, found)) if found.write_id == write_id => Ok(meta),
+            Ok((meta, _)) => Err(Error::Conflict {
                 op: "put",
                 key: key.to_string(),
                 expected: Some(expected.clone()),
                 actual: Some(meta.version),
-            },
-            Err(e) if e.is_not_found() => Error::NotFound {
+            }),
+            Err(e) if e.is_not_found() => Err(Error::NotFound {
                 op: "put",
                 key: key.to_string(),
-            },
-            Err(e) => e,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The error of a conditional put that failed in a way that may have come after the
+    /// server applied it (a reset connection, a timeout): a retryable error becomes an
+    /// [`Error::outcome_unknown`] whose [`WriteResolver`] reads the object back (one HEAD)
+    /// and reports the write if the object there carries its write id. Others stay as they
+    /// are.
+    fn unsettled(&self, key: &Key, path: &Path, write_id: &str, e: Error) -> Error {
+        let Error::Backend {
+            retryable: true,
+            source,
+            ..
+        } = e
+        else {
+            return e;
+        };
+        let (this, key, path, write_id) = (self.clone(), key.clone(), path.clone(), write_id.to_owned());
+        let resolver = WriteResolver::new(move || {
+            let (this, key, path, write_id) = (this.clone(), key.clone(), path.clone(), write_id.clone());
+            async move { this.own_write(&key, &path, &write_id).await }
+        });
+        Error::outcome_unknown(BACKEND, source, Some(resolver))
+    }
+
+    /// The metadata of the object at `path` if it is the write `write_id` (one HEAD);
+    /// `None` if another object, or none, is there — that write may then never have landed,
+    /// or landed and since been replaced: it cannot be told.
+    async fn own_write(&self, key: &Key, path: &Path, write_id: &str) -> Result<Option<Meta>> {
+        match self.head_version("put", key, path).await {
+            Ok((meta, found)) if found.write_id == write_id => Ok(Some(meta)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
