@@ -25,8 +25,9 @@ pub struct GcReport {
 impl Group {
     /// Deletes the object versions that the manifest does not refer to and that were
     /// created more than `grace` ago: leftovers of writers that crashed between storing a
-    /// new version and switching the manifest, or between the switch and deleting the
-    /// version it replaced.
+    /// new version and switching the manifest, or before the background delete of the
+    /// version a switch replaced ran (or whose delete failed). Costs one read of the
+    /// manifest, a listing of the group's objects and one delete per version collected.
     ///
     /// # Why a grace period
     /// A writer stores its new object version *before* it switches the manifest to it, so

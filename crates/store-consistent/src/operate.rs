@@ -34,12 +34,14 @@ impl Group {
     /// 64 KiB), else one read.
     ///
     /// If another handle or process switched the manifest meanwhile, the conditional put
-    /// fails, and `operate` reads the current manifest at once (no back-off) and — if
-    /// `name` itself changed — runs `f` again on it; only that result is written. Likewise
-    /// an error from `f` on the cached content is not returned: `f` runs again on the
-    /// current content, and its answer there counts. A try from the cached manifest is not
-    /// one of the policy's attempts (it never saw the current state), so even
-    /// `max_attempts(1)` gets one attempt on the current state.
+    /// fails and the manifest is read again at once (no back-off): if `name` did not
+    /// change, the put is made again as it was; otherwise `f` runs again on the current
+    /// content, from that read, and only that result is written. Likewise an error from
+    /// `f` on the content of a manifest not read for this call is not returned: the
+    /// manifest is read, `f` runs again on the current content, and its answer there
+    /// counts. That first, optimistic try is not one of the policy's attempts (it never
+    /// saw the current state), so even `max_attempts(1)` gets one attempt on the current
+    /// state.
     ///
     /// # Errors
     /// The error of `f`; [`Error::Contention`] when the attempts are used up; backend
@@ -50,8 +52,11 @@ impl Group {
         R: Into<Bytes>,
     {
         let mut retries = self.shared.retry.start();
-        // From the group's cached manifest until a try from it fails.
+        // Each try starts from the group's cached manifest (after a conflict, the one the
+        // failed switch read), unless `f` refused a cached content.
         let mut optimistic = true;
+        // The first try from the cache may have met a stale manifest: not an attempt.
+        let mut free_try = true;
         loop {
             let (snap, key, old) = self.read_current(name, "operate", optimistic).await?;
             let old = old.bytes().await?;
@@ -69,10 +74,10 @@ impl Group {
                 }
                 Err(e) => return Err(e),
             };
+            optimistic = true;
             match self.write_whole(name, &key, new.clone(), snap).await {
                 Ok(()) => return Ok(new),
-                // Maybe only the cached manifest was stale: read the current one, at once.
-                Err(e) if e.is_conflict() && cached => optimistic = false,
+                Err(e) if e.is_conflict() && cached && std::mem::take(&mut free_try) => {}
                 Err(e) if e.is_conflict() => conflicted(&mut retries, "operate", &self.display(name)).await?,
                 Err(e) => return Err(e),
             }

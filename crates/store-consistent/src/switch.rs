@@ -17,10 +17,10 @@ impl Group {
     /// `hint` is a snapshot the caller already has, tried first; without one, the manifest
     /// is read first.
     ///
-    /// A lost conditional put means some name changed: the manifest is read again and
-    /// checked again, bounded by the retry policy — except when `hint` came from the
-    /// group's cache (maybe stale, never checked against the current state): that retry
-    /// is immediate and not counted.
+    /// A lost conditional put means some name changed: the manifest is read again (and
+    /// kept as the group's last one seen) and checked again, bounded by the retry policy.
+    /// When `hint` came from the group's cache (maybe stale, never checked against the
+    /// current state), that first re-read is immediate and not counted.
     pub(crate) async fn switch(
         &self,
         op: &'static str,
