@@ -14,36 +14,39 @@ use crate::queue::Mutation;
 use crate::replica::Replica;
 use crate::stripes::foreign;
 
-impl Replica {
-    /// Joins the results of a write to the sync stores: all must succeed.
-    fn all_ok<T>(&self, results: Vec<(usize, Result<T>)>) -> Result<Vec<T>> {
-        let mut oks = Vec::with_capacity(results.len());
-        let mut errors = Vec::new();
-        for (i, r) in results {
-            match r {
-                Ok(v) => oks.push(v),
-                Err(e) => errors.push((i, e)),
-            }
-        }
-        match errors.len() {
-            0 => Ok(oks),
-            1 if self.inner.sync.len() == 1 => Err(errors.remove(0).1),
-            _ => Err(MultiError::new(errors).into()),
+/// Joins the results of a write to the sync stores: all must succeed, or the error names
+/// each store that failed by index. Returns what the primary (0) and the others (`copies`,
+/// in order) answered.
+fn all_ok<T>(primary: Result<T>, copies: Vec<(usize, Result<T>)>) -> Result<(T, Vec<T>)> {
+    let mut errors = Vec::new();
+    let primary = primary.map_err(|e| errors.push((0, e))).ok();
+    let mut oks = Vec::with_capacity(copies.len());
+    for (i, r) in copies {
+        match r {
+            Ok(v) => oks.push(v),
+            Err(e) => errors.push((i, e)),
         }
     }
+    match primary {
+        Some(p) if errors.is_empty() => Ok((p, oks)),
+        _ => Err(MultiError::new(errors).into()),
+    }
+}
 
+impl Replica {
     /// Writes to the sync stores and returns the primary's answer. An overwrite goes to
     /// all of them at once; a conditional put is decided by the primary and then copied to
-    /// the others unconditionally.
+    /// the others unconditionally. With one sync store there is nothing to copy or to
+    /// remember: its put is the replica's.
     async fn put_sync(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
         let sync = &self.inner.sync;
-        let several = sync.len() > 1;
-        if several {
-            self.inner.versions.get(key).forget(key);
+        if sync.len() == 1 {
+            return self.primary().put(key, data, opts).await;
         }
-        let copy = opts.clone().with_mode(PutMode::Overwrite);
+        let stripe = self.inner.versions.get(key);
+        stripe.forget(key);
         let copies = join_all(sync.iter().enumerate().skip(1).map(|(i, s)| {
-            let (data, opts) = (data.clone(), copy.clone());
+            let (data, opts) = (data.clone(), opts.clone().with_mode(PutMode::Overwrite));
             async move { (i, (**s).put(key, data, opts).await) }
         }));
         let conditional = !matches!(opts.mode, PutMode::Overwrite);
@@ -54,14 +57,10 @@ impl Replica {
         } else {
             futures::join!(primary, copies)
         };
-        let mut results = vec![(0, primary)];
-        results.extend(copies);
-        let mut metas = self.all_ok(results)?;
-        if several {
-            let versions = metas.iter().map(|m| m.version.clone()).collect();
-            self.inner.versions.get(key).remember(key, versions);
-        }
-        Ok(metas.swap_remove(0))
+        let (meta, copies) = all_ok(primary, copies)?;
+        let versions = std::iter::once(&meta).chain(&copies).map(|m| m.version.clone());
+        stripe.remember(key, versions.collect());
+        Ok(meta)
     }
 
     /// Deletes from the sync stores: the primary first (it decides `if_match` and
@@ -79,9 +78,7 @@ impl Replica {
             }
         }))
         .await;
-        let mut all = vec![(0, Ok(()))];
-        all.extend(results);
-        self.all_ok(all).map(drop)
+        all_ok(Ok(()), results).map(drop)
     }
 
     /// Asks every sync store at once; see the crate docs ("Versions") for which answer wins.

@@ -137,9 +137,10 @@
 //! operation down each queue, which wakes that store's task if it was idle. While a queue
 //! is full, puts wait for its store to apply one operation.
 //!
-//! A get or head asks every sync store at once and answers with the first to reply (the
-//! others are cancelled): as fast as the fastest sync store, the primary's answer
-//! preferred. A conditional get and `watch` go to the primary only. A listing reads every
+//! A get or head asks every sync store at once and takes the first answer it can vouch
+//! for (the primary's, or a secondary's holding the last write made through the replica;
+//! see above), cancelling the others: for keys written through the replica, as fast as
+//! the fastest sync store. A conditional get and `watch` go to the primary only. A listing reads every
 //! sync store's listing once, merged as it streams. [`Replica::flush`] and
 //! [`Replica::close`] do no I/O of their own; [`Replica::repair`] lists every store and
 //! reads both sides of every object present on both (see [`resync`]).

@@ -742,3 +742,29 @@ async fn panicking_sync_store() {
     replica.flush().await.unwrap();
     assert_eq!(copy.get_bytes(&k).await.unwrap(), "kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn list_speaks_with_the_primarys_versions_and_ends_at_an_error() {
+    let (primary, secondary) = (MemoryStore::new(), Faulty::new(MemoryStore::new()));
+    let replica = Replica::builder()
+        .sync_store(primary.clone())
+        .sync_store(secondary.clone())
+        .build()
+        .unwrap();
+    let v = replica.put_bytes(&key("both"), "1").await.unwrap().version;
+    secondary.inner().put_bytes(&key("stray"), "2").await.unwrap();
+    let listed: Vec<_> = replica
+        .list(ListOptions::default())
+        .map_ok(|m| (m.key.to_string(), m.version.to_string()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(listed[0], ("both".to_string(), v.to_string()));
+    assert_eq!(listed[1].0, "stray");
+    assert!(listed[1].1.starts_with("~replica1:"), "{listed:?}");
+    // A store whose listing fails ends the listing with its error.
+    secondary.inject(Rule::new(FaultOp::List, Fault::Fail));
+    let items: Vec<_> = replica.list(ListOptions::default()).collect().await;
+    assert!(items.last().unwrap().is_err(), "{items:?}");
+    assert_eq!(items.iter().filter(|i| i.is_err()).count(), 1);
+}
