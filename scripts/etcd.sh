@@ -49,8 +49,16 @@ install() {
     fi
 }
 
-alive() { # pidfile
-    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() { # pidfile: the process runs. A zombie (killed, not yet reaped by its parent,
+    # which for these servers is init and may take seconds) has exited: not alive.
+    [ -f "$1" ] || return 1
+    local pid state
+    pid="$(cat "$1")"
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ -r "/proc/$pid/stat" ] || return 0
+    state="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+    state="${state##*) }"
+    [ "${state:0:1}" != Z ] && [ "${state:0:1}" != X ]
 }
 
 healthy() { # client-port
