@@ -3,10 +3,10 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, KvClient, LeaseClient, WatchClient};
-use store_core::{Error, Key, Result};
+use store_core::{Backoff, Error, Key, Result};
 
 use crate::error;
 use crate::options::EtcdOptions;
@@ -14,10 +14,12 @@ use crate::options::EtcdOptions;
 /// Room for keys and framing on top of the largest object in one gRPC message.
 const MESSAGE_SLACK: usize = 1 << 20;
 
-/// The first pause before retrying a read after a retryable failure; it doubles up to
-/// [`MAX_RETRY_PAUSE`].
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(20);
-const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The pauses between tries of one request: from 20 ms doubling up to 500 ms, with full
+/// jitter so that the clients of a member that went away do not come back in lock step.
+/// [`Connection::send`] bounds it by the request timeout.
+fn retry_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(20), Duration::from_millis(500)).with_jitter(true)
+}
 
 /// A connected etcd client and the options it was made with. Cheap to clone: the gRPC
 /// channel is shared, and it reconnects by itself (to any live endpoint) after a connection
@@ -124,44 +126,95 @@ impl Connection {
         })
     }
 
-    /// Runs an idempotent request, retrying retryable failures (a lost connection, an
-    /// election) with backoff until the request timeout has passed.
-    pub(crate) async fn read<T, F, Fut>(&self, op: &'static str, key: Option<&str>, mut call: F) -> Result<T>
+    /// Runs a request that only reads (or whose repetition is harmless, like granting a
+    /// lease), retrying every retryable failure (a lost connection, a member that is down,
+    /// an election) until the request timeout has passed.
+    pub(crate) async fn read<T, F, Fut>(&self, op: &'static str, key: Option<&str>, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.send(op, key, Resend::Retryable, call).await
+    }
+
+    /// Runs a request that changes something. It is sent again only when it provably never
+    /// left (connecting to the member failed), so it was applied exactly once or not at
+    /// all; after a failure once sent, nobody can tell whether it was applied, and the
+    /// error says that the outcome is unknown ([`EtcdError::outcome_unknown`]) and
+    /// `is_retryable()`, for the caller, who can re-read, to decide.
+    ///
+    /// [`EtcdError::outcome_unknown`]: crate::EtcdError::outcome_unknown
+    pub(crate) async fn write<T, F, Fut>(&self, op: &'static str, key: Option<&str>, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.send(op, key, Resend::NeverSent, call).await
+    }
+
+    /// The one retry loop under [`read`](Self::read) and [`write`](Self::write), bounded by
+    /// the request timeout.
+    ///
+    /// A request that never left is sent again at once, up to once per other endpoint.
+    /// The client's balancer picks a member at random for each request, and a member that
+    /// is down stays among those it picks from (its refused connect fails the request at
+    /// once), so with one member of three down each try reaches a live one two times in
+    /// three. Past those tries at once, and after other retryable failures, tries are
+    /// spaced by [`retry_backoff`]. A try that would start with no time left does not
+    /// start: the last error is returned.
+    async fn send<T, F, Fut>(
+        &self,
+        op: &'static str,
+        key: Option<&str>,
+        resend: Resend,
+        mut call: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let limit = self.opts.request_timeout;
-        let deadline = Instant::now() + limit;
-        let mut pause = FIRST_RETRY_PAUSE;
+        let mut retries = retry_backoff().with_max_elapsed(limit).start();
+        let mut at_once = self.opts.endpoints.len().saturating_sub(1);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, call()).await {
+            let left = limit.saturating_sub(retries.elapsed());
+            let e = match tokio::time::timeout(left, call()).await {
                 Err(_) => return Err(timeout(op, key, limit)),
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) if error::is_retryable(&e) && Instant::now() + pause < deadline => {
-                    tracing::debug!(op, key, error = %e, "etcd read failed; retrying");
+                Ok(Err(e)) => e,
+            };
+            let unsent = error::never_sent(&e);
+            let again = unsent || (resend == Resend::Retryable && error::is_retryable(&e));
+            let fail = |e| match resend {
+                Resend::Retryable => error::map(op, key, e),
+                Resend::NeverSent => error::map_write(op, key, e),
+            };
+            if !again {
+                return Err(fail(e));
+            }
+            tracing::debug!(op, key, error = %e, unsent, "etcd request failed; retrying");
+            if unsent && at_once > 0 {
+                at_once -= 1;
+                continue;
+            }
+            // A pause that would leave no time for another try ends here, with this error.
+            match retries.next_delay() {
+                Some(pause) if pause < limit.saturating_sub(retries.elapsed()) => {
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
                 }
-                Ok(Err(e)) => return Err(error::map(op, key, e)),
+                _ => return Err(fail(e)),
             }
         }
     }
+}
 
-    /// Runs a request that changes something, once, under the request timeout. It is not
-    /// retried here: after a lost connection nobody can tell whether it was applied, so the
-    /// caller (who can re-read) decides. Its error says `is_retryable()`.
-    pub(crate) async fn write<T, Fut>(&self, op: &'static str, key: Option<&str>, call: Fut) -> Result<T>
-    where
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
-    {
-        let limit = self.opts.request_timeout;
-        match tokio::time::timeout(limit, call).await {
-            Err(_) => Err(timeout(op, key, limit)),
-            Ok(r) => r.map_err(|e| error::map(op, key, e)),
-        }
-    }
+/// Which failed requests [`Connection::send`] sends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Any retryable failure: the request reads, or repeating it is harmless.
+    Retryable,
+    /// Only a request that provably never left: it writes.
+    NeverSent,
 }
 
 fn timeout(op: &'static str, key: Option<&str>, after: Duration) -> Error {

@@ -27,6 +27,7 @@ pub struct EtcdError {
     op: &'static str,
     key: Option<String>,
     source: etcd_client::Error,
+    outcome_unknown: bool,
 }
 
 impl EtcdError {
@@ -44,14 +45,25 @@ impl EtcdError {
     pub fn client_error(&self) -> &etcd_client::Error {
         &self.source
     }
+
+    /// Whether this is a write that was sent but whose reply never came (the connection
+    /// broke, the member lost its leader): it may or may not have been applied. Re-read
+    /// before trying it again; a conditional write tried again blindly could apply twice.
+    pub fn outcome_unknown(&self) -> bool {
+        self.outcome_unknown
+    }
 }
 
 impl fmt::Display for EtcdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.key {
-            Some(k) => write!(f, "{} {k:?}: {}", self.op, self.source),
-            None => write!(f, "{}: {}", self.op, self.source),
+            Some(k) => write!(f, "{} {k:?}: {}", self.op, self.source)?,
+            None => write!(f, "{}: {}", self.op, self.source)?,
         }
+        if self.outcome_unknown {
+            f.write_str(" (outcome unknown: the request was sent and no reply came back, so it may or may not have been applied; read before trying again)")?;
+        }
+        Ok(())
     }
 }
 
@@ -80,6 +92,27 @@ pub(crate) fn is_retryable(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// Whether a request provably never left this client: connecting to the member failed
+/// (refused, unreachable, timed out), so no member received it. tonic reports that as
+/// `Unavailable` with its [`tonic::ConnectError`] in the status's source chain. Such a
+/// request, even a conditional write, can be sent again without risk of applying twice.
+pub(crate) fn never_sent(e: &etcd_client::Error) -> bool {
+    let etcd_client::Error::GRpcStatus(status) = e else {
+        return false;
+    };
+    if status.code() != Code::Unavailable {
+        return false;
+    }
+    let mut cause = std::error::Error::source(status);
+    while let Some(c) = cause {
+        if c.is::<tonic::ConnectError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 fn too_large(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s)
         if s.message().contains("request is too large")
@@ -88,6 +121,23 @@ fn too_large(e: &etcd_client::Error) -> bool {
 
 /// Maps an etcd client error for `op` on `key` to a store error.
 pub(crate) fn map(op: &'static str, key: Option<&str>, e: etcd_client::Error) -> Error {
+    to_store_error(op, key, e, false)
+}
+
+/// Maps the error of a write for `op` on `key`. A retryable failure of a request that left
+/// (anything but [`never_sent`]) says that the outcome is unknown; it stays retryable,
+/// for a caller who re-reads first.
+pub(crate) fn map_write(op: &'static str, key: Option<&str>, e: etcd_client::Error) -> Error {
+    let unknown = is_retryable(&e) && !never_sent(&e);
+    to_store_error(op, key, e, unknown)
+}
+
+fn to_store_error(
+    op: &'static str,
+    key: Option<&str>,
+    e: etcd_client::Error,
+    outcome_unknown: bool,
+) -> Error {
     if too_large(&e) {
         return Error::InvalidInput {
             op,
@@ -98,14 +148,14 @@ pub(crate) fn map(op: &'static str, key: Option<&str>, e: etcd_client::Error) ->
             ),
         };
     }
-    let retryable = is_retryable(&e);
     Error::Backend {
         backend: BACKEND,
-        retryable,
+        retryable: is_retryable(&e),
         source: Box::new(EtcdError {
             op,
             key: key.map(str::to_owned),
             source: e,
+            outcome_unknown,
         }),
     }
 }
@@ -153,6 +203,68 @@ mod tests {
             assert!(!mapped.is_retryable(), "{mapped}");
             assert_eq!(mapped.kind(), store_core::ErrorKind::Backend);
         }
+    }
+
+    /// What tonic gives when connecting to the member failed: `Unavailable`, with its
+    /// `ConnectError` in the source chain.
+    fn refused() -> etcd_client::Error {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let connect = tonic::ConnectError(Box::new(io));
+        etcd_client::Error::GRpcStatus(tonic::Status::from_error(Box::new(connect)))
+    }
+
+    #[test]
+    fn only_a_failed_connect_is_never_sent() {
+        let e = refused();
+        assert!(never_sent(&e), "{e}");
+        assert!(is_retryable(&e));
+        for e in [
+            status(Code::Unavailable, "tcp connect error"),
+            status(Code::Unavailable, "etcdserver: leader changed"),
+            status(Code::Unknown, "h2 protocol error: connection reset"),
+            etcd_client::Error::IoError(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            assert!(!never_sent(&e), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_write_that_was_sent_has_an_unknown_outcome() {
+        use std::error::Error as _;
+        let etcd = |e: &Error| {
+            e.source()
+                .and_then(|s| s.downcast_ref::<EtcdError>())
+                .map(EtcdError::outcome_unknown)
+        };
+
+        let lost = map_write(
+            "cas_by_version",
+            Some("k"),
+            status(Code::Unavailable, "etcdserver: leader changed"),
+        );
+        assert!(lost.is_retryable(), "{lost}");
+        assert_eq!(etcd(&lost), Some(true));
+        let msg = lost.to_string();
+        assert!(
+            msg.contains("cas_by_version \"k\"") && msg.contains("outcome unknown"),
+            "{msg}"
+        );
+
+        let unsent = map_write("cas_by_version", Some("k"), refused());
+        assert!(unsent.is_retryable(), "{unsent}");
+        assert_eq!(etcd(&unsent), Some(false));
+        assert!(!unsent.to_string().contains("outcome unknown"), "{unsent}");
+
+        // A refusal is an answer: nothing unknown about it.
+        let refusal = map_write("put", Some("k"), status(Code::InvalidArgument, "etcdserver: bad"));
+        assert_eq!(etcd(&refusal), Some(false));
+        // Reads have no outcome to speak of.
+        let read = map(
+            "get",
+            Some("k"),
+            status(Code::Unavailable, "etcdserver: leader changed"),
+        );
+        assert_eq!(etcd(&read), Some(false));
     }
 
     #[test]

@@ -20,10 +20,31 @@
 //!
 //! [`EtcdOptions`] says where the cluster is, how long to wait, and which key prefix is
 //! yours, so several programs can share one cluster. The connection is shared by clones
-//! and reconnects by itself; reads are retried across a lost connection or a leader
-//! election until the request timeout, and writes fail with an error whose
-//! [`is_retryable()`](store_core::Error::is_retryable) is true (after a lost reply nobody
-//! can know whether a write was applied, so the caller, who can re-read, decides).
+//! and reconnects by itself. Every request goes through etcd-client's balancer, which
+//! picks one of the endpoints at random for each request; an endpoint whose member is
+//! down stays in its pool, and a request sent its way fails at once, before it leaves
+//! this process, with a connect error. So a request is retried, within the request
+//! timeout, like this:
+//!
+//! - A request that **never left** (connecting to the member failed: refused,
+//!   unreachable, connect timeout) is sent again at once, and so goes to another member
+//!   the balancer picks; it is sent again at once up to once per other endpoint, then
+//!   after growing pauses ([`store_core::Backoff`], 20 ms doubling up to 500 ms, full
+//!   jitter). This holds for every request, conditional writes included: a request no
+//!   member received cannot have been applied. A cluster that keeps a quorum keeps taking
+//!   writes while a member is down; each request the balancer sends to the dead member
+//!   costs one more try (no extra round trip to etcd).
+//! - A **read** (and a lease grant, which is harmless to repeat) is retried after any
+//!   retryable failure: a lost connection, an election, an overloaded member.
+//! - A **write that was sent** and then failed retryably (the connection broke, the
+//!   leader changed, the member lost its leader) is not sent again, conditional or not:
+//!   nobody can tell whether it was applied. Its error
+//!   [`is_retryable()`](store_core::Error::is_retryable), and its [`EtcdError`] says
+//!   [`outcome_unknown()`](EtcdError::outcome_unknown), so the caller, who can re-read,
+//!   decides. (This is etcd's own client policy for mutations; re-sending even an
+//!   unconditional put could let it land a second time after a later write by someone
+//!   else.) A write that runs out of request timeout fails with `Error::Timeout`, with
+//!   the same uncertainty.
 //!
 //! ```
 //! use store_core::{Key, Record, RecordStore};
@@ -90,7 +111,6 @@ mod watch;
 
 pub use error::EtcdError;
 /// The etcd client this crate uses, for [`EtcdStore::from_client`] and
-
 /// [`EtcdRecords::from_client`].
 pub use etcd_client;
 pub use options::{DEFAULT_MAX_OBJECT_SIZE, ETCD_DEFAULT_MAX_REQUEST_BYTES, EtcdOptions};

@@ -14,7 +14,7 @@ use crate::connection::{Connection, prefix_end, revision_of, version_of};
 use crate::envelope;
 use crate::listing;
 use crate::options::EtcdOptions;
-use crate::watch::{REWATCH_PAUSE, first_change_after};
+use crate::watch::{first_change_after, rewatch_backoff};
 use store_core::GlobPattern;
 
 /// Operations per etcd transaction (etcd's `--max-txn-ops` defaults to 128).
@@ -134,9 +134,16 @@ impl EtcdRecords {
         )
     }
 
-    async fn txn(&self, op: &'static str, key: &Key, txn: Txn) -> Result<TxnResponse> {
-        let mut kv = self.conn.kv();
-        self.conn.write(op, Some(key.as_str()), kv.txn(txn)).await
+    /// Runs the transaction `build` makes as a write (built again for each try, so the
+    /// value is copied once per try, not kept twice).
+    async fn txn(&self, op: &'static str, key: &Key, build: impl Fn() -> Txn) -> Result<TxnResponse> {
+        self.conn
+            .write(op, Some(key.as_str()), || {
+                let mut kv = self.conn.kv();
+                let txn = build();
+                async move { kv.txn(txn).await }
+            })
+            .await
     }
 
     /// The record in `kv`, or `None` if it has expired by `threshold`.
@@ -208,12 +215,15 @@ impl RecordStore for EtcdRecords {
                 None => Compare::create_revision(ek.clone(), CompareOp::Equal, 0),
                 Some(rev) => Compare::mod_revision(ek.clone(), CompareOp::Equal, rev),
             };
-            let txn = Txn::new()
-                .when([compare])
-                .and_then([self.put_op(record, lease)])
-                .or_else([TxnOp::get(ek.clone(), None)]);
             let threshold = envelope::live_threshold(SystemTime::now());
-            let resp = self.txn("create", &key, txn).await?;
+            let resp = self
+                .txn("create", &key, || {
+                    Txn::new()
+                        .when([compare.clone()])
+                        .and_then([self.put_op(record, lease)])
+                        .or_else([TxnOp::get(ek.clone(), None)])
+                })
+                .await?;
             if resp.succeeded() {
                 return Ok(header_version(&resp));
             }
@@ -291,18 +301,17 @@ impl RecordStore for EtcdRecords {
         self.check_size("put", record)?;
         let lease = self.lease_for("put", &record.key, record.expires_at).await?;
         let opts = (lease != 0).then(|| EtcdPut::new().with_lease(lease));
-        let mut kv = self.conn.kv();
         let resp = self
             .conn
-            .write(
-                "put",
-                Some(record.key.as_str()),
-                kv.put(
+            .write("put", Some(record.key.as_str()), || {
+                let mut kv = self.conn.kv();
+                let (ek, value) = (
                     self.conn.etcd_key(&record.key),
                     envelope::encode(&record.value, record.expires_at),
-                    opts,
-                ),
-            )
+                );
+                let opts = opts.clone();
+                async move { kv.put(ek, value, opts).await }
+            })
             .await?;
         Ok(version_of(resp.header().map_or(0, |h| h.revision())))
     }
@@ -327,11 +336,13 @@ impl RecordStore for EtcdRecords {
             while end < records.len() && end - start < TXN_OPS && seen.insert(&records[end].key) {
                 end += 1;
             }
-            let ops: Vec<TxnOp> = (start..end)
-                .map(|i| self.put_op(&records[i], leases[i]))
-                .collect();
             let resp = self
-                .txn("put_many", &records[start].key, Txn::new().and_then(ops))
+                .txn("put_many", &records[start].key, || {
+                    let ops: Vec<TxnOp> = (start..end)
+                        .map(|i| self.put_op(&records[i], leases[i]))
+                        .collect();
+                    Txn::new().and_then(ops)
+                })
                 .await?;
             let v = header_version(&resp);
             versions.extend(std::iter::repeat_n(v, end - start));
@@ -348,14 +359,17 @@ impl RecordStore for EtcdRecords {
         let expected = record.version.clone();
         let lease = self.lease_for("cas_by_version", &key, record.expires_at).await?;
         let threshold = envelope::live_threshold(SystemTime::now());
-        let txn = Txn::new()
-            .when([
-                Compare::mod_revision(ek.clone(), CompareOp::Equal, revision_of(&expected)),
-                Compare::value(ek.clone(), CompareOp::Greater, threshold.clone()),
-            ])
-            .and_then([self.put_op(record, lease)])
-            .or_else([TxnOp::get(ek, None)]);
-        let resp = self.txn("cas_by_version", &key, txn).await?;
+        let resp = self
+            .txn("cas_by_version", &key, || {
+                Txn::new()
+                    .when([
+                        Compare::mod_revision(ek.clone(), CompareOp::Equal, revision_of(&expected)),
+                        Compare::value(ek.clone(), CompareOp::Greater, threshold.clone()),
+                    ])
+                    .and_then([self.put_op(record, lease)])
+                    .or_else([TxnOp::get(ek.clone(), None)])
+            })
+            .await?;
         if resp.succeeded() {
             return Ok(header_version(&resp));
         }
@@ -379,10 +393,13 @@ impl RecordStore for EtcdRecords {
         let ek = self.conn.etcd_key(key);
         let threshold = envelope::live_threshold(SystemTime::now());
         // Only a live record can be deleted; an expired one is absent (its lease removes it).
-        let txn = Txn::new()
-            .when([Compare::value(ek.clone(), CompareOp::Greater, threshold)])
-            .and_then([TxnOp::delete(ek, None)]);
-        let resp = self.txn("delete", key, txn).await?;
+        let resp = self
+            .txn("delete", key, || {
+                Txn::new()
+                    .when([Compare::value(ek.clone(), CompareOp::Greater, threshold.clone())])
+                    .and_then([TxnOp::delete(ek.clone(), None)])
+            })
+            .await?;
         if resp.succeeded() {
             Ok(())
         } else {
@@ -393,6 +410,7 @@ impl RecordStore for EtcdRecords {
     #[tracing::instrument(level = "debug", skip(self, version), fields(key = %key))]
     async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
         const OP: &str = "wait_for_version_change";
+        let mut rewatch = rewatch_backoff().start();
         loop {
             let threshold = envelope::live_threshold(SystemTime::now());
             let (kv, rev) = self.read(OP, key).await?;
@@ -424,7 +442,9 @@ impl RecordStore for EtcdRecords {
                         return live.map(|r| r.version).ok_or_else(|| not_found(OP, key));
                     }
                     Some(_) => return Err(not_found(OP, key)),
-                    None => tokio::time::sleep(REWATCH_PAUSE).await,
+                    None => {
+                        rewatch.wait().await;
+                    }
                 },
             }
         }

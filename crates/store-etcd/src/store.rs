@@ -16,7 +16,7 @@ use store_core::{
 use crate::connection::{Connection, prefix_end, revision_of, version_of};
 use crate::listing;
 use crate::options::EtcdOptions;
-use crate::watch::{REWATCH_PAUSE, first_change_after};
+use crate::watch::{first_change_after, rewatch_backoff};
 
 /// Objects stored as plain etcd values: a [`Backend`] on an etcd cluster.
 ///
@@ -162,22 +162,30 @@ impl Backend for EtcdStore {
         };
         let compare = match &opts.mode {
             PutMode::Overwrite => {
-                let mut kv = self.conn.kv();
                 let resp = self
                     .conn
-                    .write("put", Some(key.as_str()), kv.put(ek, data.to_vec(), None))
+                    .write("put", Some(key.as_str()), || {
+                        let mut kv = self.conn.kv();
+                        let (ek, value) = (ek.clone(), data.to_vec());
+                        async move { kv.put(ek, value, None).await }
+                    })
                     .await?;
                 return Ok(done(resp.header().map_or(0, |h| h.revision())));
             }
             PutMode::Create => Compare::create_revision(ek.clone(), CompareOp::Equal, 0),
             PutMode::Update(v) => Compare::mod_revision(ek.clone(), CompareOp::Equal, revision_of(v)),
         };
-        let txn = Txn::new()
-            .when([compare])
-            .and_then([TxnOp::put(ek.clone(), data.to_vec(), None)])
-            .or_else([TxnOp::get(ek, Some(EtcdGet::new().with_keys_only()))]);
-        let mut kv = self.conn.kv();
-        let resp = self.conn.write("put", Some(key.as_str()), kv.txn(txn)).await?;
+        let resp = self
+            .conn
+            .write("put", Some(key.as_str()), || {
+                let mut kv = self.conn.kv();
+                let txn = Txn::new()
+                    .when([compare.clone()])
+                    .and_then([TxnOp::put(ek.clone(), data.to_vec(), None)])
+                    .or_else([TxnOp::get(ek.clone(), Some(EtcdGet::new().with_keys_only()))]);
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         if resp.succeeded() {
             return Ok(done(resp.header().map_or(0, |h| h.revision())));
         }
@@ -241,11 +249,14 @@ impl Backend for EtcdStore {
     #[tracing::instrument(level = "debug", skip(self, opts), fields(key = %key))]
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
         let ek = self.conn.etcd_key(key);
-        let mut kv = self.conn.kv();
         let Some(expected) = opts.if_match else {
             let resp = self
                 .conn
-                .write("delete", Some(key.as_str()), kv.delete(ek, None))
+                .write("delete", Some(key.as_str()), || {
+                    let mut kv = self.conn.kv();
+                    let ek = ek.clone();
+                    async move { kv.delete(ek, None).await }
+                })
                 .await?;
             return if resp.deleted() > 0 {
                 Ok(())
@@ -261,7 +272,14 @@ impl Backend for EtcdStore {
             )])
             .and_then([TxnOp::delete(ek.clone(), None)])
             .or_else([TxnOp::get(ek, Some(EtcdGet::new().with_keys_only()))]);
-        let resp = self.conn.write("delete", Some(key.as_str()), kv.txn(txn)).await?;
+        let resp = self
+            .conn
+            .write("delete", Some(key.as_str()), || {
+                let mut kv = self.conn.kv();
+                let txn = txn.clone();
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         if resp.succeeded() {
             return Ok(());
         }
@@ -302,6 +320,7 @@ impl Backend for EtcdStore {
 
     #[tracing::instrument(level = "debug", skip(self), fields(key = %key))]
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+        let mut rewatch = rewatch_backoff().start();
         loop {
             let (kv, rev) = self.read("watch", key, true).await?;
             let current = kv.map(|kv| version_of(kv.mod_revision()));
@@ -316,7 +335,9 @@ impl Backend for EtcdStore {
                         EventType::Delete => None,
                     });
                 }
-                None => tokio::time::sleep(REWATCH_PAUSE).await,
+                None => {
+                    rewatch.wait().await;
+                }
             }
         }
     }

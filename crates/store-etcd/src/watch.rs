@@ -3,14 +3,19 @@
 use std::time::Duration;
 
 use etcd_client::{Event, WatchOptions};
-use store_core::{Key, Result};
+use store_core::{Backoff, Key, Result};
 
 use crate::connection::Connection;
 use crate::error;
 
-/// The pause before re-reading after a broken watch stream (a member went away, the
-/// revision was compacted): long enough not to spin while a cluster elects a leader.
-pub(crate) const REWATCH_PAUSE: Duration = Duration::from_millis(50);
+/// The pauses before re-reading after a broken watch stream (a member went away, the
+/// cluster is electing a leader, the revision was compacted): from 50 ms doubling up to
+/// 500 ms, with full jitter, so a wait does not spin while a cluster has no leader and the
+/// waiters of a member that went away do not come back in lock step. No budget: a wait
+/// lasts as long as its caller waits.
+pub(crate) fn rewatch_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(50), Duration::from_millis(500)).with_jitter(true)
+}
 
 /// Waits for the first change of `etcd_key` after `revision` and returns its event, or
 /// `None` when the watch could not be kept (the stream broke because a member died or lost

@@ -6,10 +6,14 @@ use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
 use store_core::{Backend, BackendExt, ErrorKind, Key, ListOptions, Record, RecordStore};
-use store_etcd::{EtcdOptions, EtcdRecords, EtcdStore};
+use store_etcd::{EtcdError, EtcdOptions, EtcdRecords, EtcdStore};
 
 fn key(s: &str) -> Key {
     Key::new(s).unwrap()
+}
+
+fn etcd_error(e: &store_core::Error) -> Option<&EtcdError> {
+    std::error::Error::source(e)?.downcast_ref::<EtcdError>()
 }
 
 async fn raw(eps: &str) -> etcd_client::Client {
@@ -168,12 +172,16 @@ async fn an_unreachable_cluster_gives_retryable_errors_naming_the_key() {
     let e = store.head(&key("k/1")).await.unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert!(e.to_string().contains("k/1"), "{e}");
+    // Writes that could not connect were tried until the request timeout; none was
+    // sent, so none has an unknown outcome.
     let e = store.put_bytes(&key("k/2"), "v").await.unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert!(e.to_string().contains("k/2"), "{e}");
+    assert_eq!(etcd_error(&e).map(EtcdError::outcome_unknown), Some(false), "{e}");
     let records = EtcdRecords::connect(opts).await.unwrap();
     let e = records.create(&Record::new(key("k/3"), "v")).await.unwrap_err();
     assert!(e.is_retryable() && e.to_string().contains("k/3"), "{e}");
+    assert_eq!(etcd_error(&e).map(EtcdError::outcome_unknown), Some(false), "{e}");
     let e = EtcdStore::connect(EtcdOptions::new(Vec::<String>::new()))
         .await
         .unwrap_err();

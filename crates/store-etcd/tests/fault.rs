@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,58 +14,6 @@ const TASKS: usize = 4;
 const PER_TASK: u64 = 40;
 /// The member is killed once this many increments were acknowledged.
 const KILL_AFTER: u64 = 30;
-
-fn service_dir() -> PathBuf {
-    match std::env::var("STORE_ETCD_SERVICE_DIR") {
-        Ok(d) => PathBuf::from(d),
-        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/services/etcd"),
-    }
-}
-
-/// The index (0..3) of the cluster member that is the leader now.
-async fn leader_index(endpoints: &[String]) -> usize {
-    for _ in 0..100 {
-        for (i, ep) in endpoints.iter().enumerate() {
-            let Ok(mut c) = etcd_client::Client::connect([ep], None).await else {
-                continue;
-            };
-            if let Ok(s) = c.status().await
-                && s.header().is_some_and(|h| h.member_id() == s.leader())
-            {
-                return i;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no member of {endpoints:?} says it is the leader");
-}
-
-fn kill_member(index: usize) -> u32 {
-    let pid_file = service_dir().join(format!("m{}.pid", index + 1));
-    let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e} (start the cluster with scripts/etcd.sh start)",
-            pid_file.display()
-        )
-    });
-    let pid: u32 = pid.trim().parse().unwrap();
-    let status = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -KILL {pid} failed");
-    pid
-}
-
-fn revive_members() {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/etcd.sh");
-    let status = std::process::Command::new("bash")
-        .arg(&script)
-        .arg("revive")
-        .status()
-        .unwrap();
-    assert!(status.success(), "{} revive failed", script.display());
-}
 
 /// Reads the counter, retrying through the election.
 async fn read_counter(records: &EtcdRecords, k: &Key) -> Record {
@@ -148,8 +95,9 @@ async fn killing_the_leader_loses_no_acknowledged_increment() {
     while acked.load(Ordering::SeqCst) < KILL_AFTER {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let leader = leader_index(&endpoints).await;
-    let pid = kill_member(leader);
+    let _revive = common::ReviveOnDrop;
+    let leader = common::leader_index(&endpoints).await;
+    let pid = common::kill_member(leader).await;
     let acked_at_kill = acked.load(Ordering::SeqCst);
     eprintln!(
         "killed member m{} (pid {pid}) after {acked_at_kill} increments",
@@ -194,6 +142,6 @@ async fn killing_the_leader_loses_no_acknowledged_increment() {
         "waiter returned the version it waited on"
     );
 
-    revive_members();
+    drop(_revive);
     common::clean_up(&eps, &prefix).await;
 }
