@@ -109,6 +109,7 @@
 //! Keys under the first segment `.store-cloud` are reserved (the probe's object) and
 //! refused with `InvalidKey`.
 
+mod adapter;
 mod connect;
 mod error;
 mod listing;
@@ -119,6 +120,7 @@ mod version;
 mod writer;
 
 #[cfg(feature = "s3")]
+pub use adapter::ObjectStoreAdapter;
 pub use connect::S3Config;
 pub use probe::ConditionalWrites;
 pub use settings::{CloudSettings, Layout};

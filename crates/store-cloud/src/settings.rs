@@ -33,6 +33,14 @@ pub struct CloudSettings {
     /// Polling backoff of `watch`: a change is noticed within `watch_backoff.max` at worst.
     /// Default: 5 ms doubling up to 1 s.
     pub watch_backoff: Backoff,
+    /// Whether every write stores a random write id in the object's metadata (see
+    /// [`CloudStore`](crate::CloudStore)'s docs on versions). Default `true`: S3's ETags are
+    /// content hashes and repeat, so the write id is what keeps versions unique. Turn it
+    /// off only for an object store whose ETag names one write and never repeats — such as
+    /// [`ObjectStoreAdapter`](crate::ObjectStoreAdapter), which stores no metadata. Without
+    /// write ids, a conditional write whose reply was lost cannot be recognised as our own,
+    /// so its error says the outcome is unknown instead of settling it.
+    pub write_ids: bool,
 }
 
 impl Default for CloudSettings {
@@ -45,6 +53,7 @@ impl Default for CloudSettings {
             list_concurrency: 16,
             layout: Layout::Flat,
             watch_backoff: Backoff::default(),
+            write_ids: true,
         }
     }
 }
@@ -89,6 +98,12 @@ impl CloudSettings {
     /// Sets [`watch_backoff`](Self::watch_backoff).
     pub fn with_watch_backoff(mut self, backoff: Backoff) -> Self {
         self.watch_backoff = backoff;
+        self
+    }
+
+    /// Sets [`write_ids`](Self::write_ids).
+    pub fn with_write_ids(mut self, on: bool) -> Self {
+        self.write_ids = on;
         self
     }
 }

@@ -238,7 +238,7 @@ impl CloudStore {
         mode: PutMode,
     ) -> Result<Meta> {
         let size = payload.content_length() as u64;
-        let write_id = new_write_id("put", key.as_str())?;
+        let write_id = self.new_write_id("put", key)?;
         let os_mode = match &mode {
             PutMode::Overwrite => object_store::PutMode::Overwrite,
             PutMode::Create => {
@@ -279,7 +279,7 @@ impl CloudStore {
                     match self.head_version("put", key, path).await {
                         // Our own write: the client re-sent a create whose reply was lost,
                         // and the server refused the copy.
-                        Ok((meta, found)) if found.write_id == write_id => return Ok(meta),
+                        Ok((meta, found)) if is_own(&found, &write_id) => return Ok(meta),
                         Ok((meta, _)) => {
                             return Err(Error::AlreadyExists {
                                 op: "put",
@@ -350,7 +350,7 @@ impl CloudStore {
     ) -> Result<Meta> {
         tracing::debug!(key = key.as_str(), %cause, "conditional put refused by the server");
         match self.head_version("put", key, path).await {
-            Ok((meta, found)) if found.write_id == write_id => Ok(meta),
+            Ok((meta, found)) if is_own(&found, write_id) => Ok(meta),
             Ok((meta, _)) => Err(Error::Conflict {
                 op: "put",
                 key: key.to_string(),
@@ -379,6 +379,9 @@ impl CloudStore {
         else {
             return e;
         };
+        if write_id.is_empty() {
+            return Error::outcome_unknown(BACKEND, source, None);
+        }
         let (this, key, path, write_id) = (self.clone(), key.clone(), path.clone(), write_id.to_owned());
         let resolver = WriteResolver::new(move || {
             let (this, key, path, write_id) = (this.clone(), key.clone(), path.clone(), write_id.clone());
@@ -392,10 +395,19 @@ impl CloudStore {
     /// or landed and since been replaced: it cannot be told.
     async fn own_write(&self, key: &Key, path: &Path, write_id: &str) -> Result<Option<Meta>> {
         match self.head_version("put", key, path).await {
-            Ok((meta, found)) if found.write_id == write_id => Ok(Some(meta)),
+            Ok((meta, found)) if is_own(&found, write_id) => Ok(Some(meta)),
             Ok(_) => Ok(None),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// A fresh write id, or the empty one when [`CloudSettings::write_ids`] is off.
+    pub(crate) fn new_write_id(&self, op: &'static str, key: &Key) -> Result<String> {
+        if self.settings.write_ids {
+            new_write_id(op, key.as_str())
+        } else {
+            Ok(String::new())
         }
     }
 
@@ -415,7 +427,7 @@ impl CloudStore {
                 // A server that does not return ETags on PUT: read it back, and keep it only
                 // if the object there is still ours (same write id).
                 let (_, now) = self.head_version("put", key, path).await?;
-                if now.write_id == write_id {
+                if is_own(&now, write_id) {
                     now
                 } else {
                     // Someone wrote after us: an ETag-less version can never match, so a
@@ -494,6 +506,12 @@ impl CloudStore {
 }
 
 /// Store metadata and version of an object.
+/// Whether the object whose version is `found` is the write `write_id` (never, without
+/// write ids).
+fn is_own(found: &CloudVersion, write_id: &str) -> bool {
+    !write_id.is_empty() && found.write_id == write_id
+}
+
 pub(crate) fn meta_of(
     key: &Key,
     m: &object_store::ObjectMeta,

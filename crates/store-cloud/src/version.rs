@@ -23,9 +23,12 @@ pub(crate) fn new_write_id(op: &'static str, key: &str) -> Result<String> {
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The attributes every write sends: its write id.
+/// The attributes every write sends: its write id (none when write ids are off).
 pub(crate) fn write_attributes(write_id: &str) -> Attributes {
     let mut attrs = Attributes::new();
+    if write_id.is_empty() {
+        return attrs;
+    }
     attrs.insert(
         Attribute::Metadata(WRITE_ID_ATTRIBUTE.into()),
         AttributeValue::from(write_id.to_owned()),

@@ -11,7 +11,7 @@ use store_core::{Error, Key, Meta, ObjectWriter, PutMode, Result};
 
 use crate::error::map_err;
 use crate::store::CloudStore;
-use crate::version::{new_write_id, write_attributes};
+use crate::version::write_attributes;
 
 /// The [`ObjectWriter`] of a [`CloudStore`].
 ///
@@ -68,7 +68,7 @@ impl CloudWriter {
 
     /// Turns the buffered chunks into the start of a multipart upload.
     async fn start_multipart(&mut self) -> Result<()> {
-        let write_id = new_write_id("write", self.key.as_str())?;
+        let write_id = self.store.new_write_id("write", &self.key)?;
         let opts = PutMultipartOptions {
             attributes: write_attributes(&write_id),
             ..Default::default()
