@@ -64,7 +64,8 @@ pub trait Backend: Send + Sync + Debug + 'static {
     /// Deletes an object, subject to `opts.if_match`.
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()>;
 
-    /// Lists objects in ascending key order.
+    /// Lists objects in ascending key order. With [`ListOptions::keys_only`] a backend may
+    /// report [`Version::empty`] instead of versions that would cost it a request per object.
     fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>>;
 
     /// Waits until `key`'s version differs from `seen` (`None` = absent) and returns the new

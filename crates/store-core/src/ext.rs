@@ -85,9 +85,11 @@ pub trait BackendExt: Backend {
         Ok(self.head_opt(key).await?.is_some())
     }
 
-    /// All keys starting with `prefix`, in order.
+    /// All keys starting with `prefix`, in order. Versions are not asked for
+    /// ([`ListOptions::keys_only`]), so a backend that would need a request per object to
+    /// learn them skips those requests.
     async fn list_keys(&self, prefix: &str) -> Result<Vec<Key>> {
-        self.list(ListOptions::default().with_prefix(prefix))
+        self.list(ListOptions::default().with_prefix(prefix).with_keys_only(true))
             .map_ok(|m| m.key)
             .try_collect()
             .await

@@ -174,6 +174,14 @@ pub struct ListOptions {
     pub prefix: Option<String>,
     /// List only keys strictly greater than this one (pagination).
     pub start_after: Option<String>,
+    /// The caller needs each object's key, size and modification time, not its version.
+    ///
+    /// A backend whose listing does not carry versions, and would need a request per object
+    /// to learn them (`CloudStore` with write ids: one HEAD each), then skips those requests
+    /// and reports [`Version::empty`] — which matches no stored object, so a conditional
+    /// write from it fails with `Conflict`. Backends whose listings carry versions anyway
+    /// report them as usual. Default `false`: every listed version is the object's own.
+    pub keys_only: bool,
 }
 
 impl ListOptions {
@@ -186,6 +194,13 @@ impl ListOptions {
     /// Only keys strictly after `key`.
     pub fn with_start_after(mut self, key: impl Into<String>) -> Self {
         self.start_after = Some(key.into());
+        self
+    }
+
+    /// Sets [`keys_only`](Self::keys_only): versions may be left out (as
+    /// [`Version::empty`]) where they would cost a request per object.
+    pub fn with_keys_only(mut self, keys_only: bool) -> Self {
+        self.keys_only = keys_only;
         self
     }
 
@@ -218,6 +233,17 @@ mod tests {
         let e = ByteRange::Bounded(5..2).resolve(&k, 10).unwrap_err();
         assert!(e.to_string().contains("inverted"), "{e}");
         assert!(ByteRange::From(11).resolve(&k, 10).is_err());
+    }
+
+    #[test]
+    fn listings_want_versions_unless_told_otherwise() {
+        let opts = ListOptions::default().with_prefix("a");
+        assert!(!opts.keys_only);
+        let keys_only = opts.clone().with_keys_only(true);
+        assert!(keys_only.keys_only);
+        // Which keys belong is the same either way.
+        assert_eq!(keys_only.matches("ab"), opts.matches("ab"));
+        assert_eq!(keys_only.matches("b"), opts.matches("b"));
     }
 
     #[test]
