@@ -5,9 +5,11 @@
 //! After criterion's figures it prints ratios measured interleaved (see
 //! `store_benches::paired_ratio`), with fresh directories for every side and round:
 //!
-//! - a replica of one sync `FsStore` and one async `MemoryStore`, 1 KiB puts, against the
-//!   `FsStore` alone: with the default durability (target ≤ 1.05×) and with
-//!   `Durability::None` (target ≤ 1.10×);
+//! - a replica of one sync `FsStore` and one async `MemoryStore`, 1 KiB puts made from a
+//!   task of the runtime, against the `FsStore` alone: with the default durability
+//!   (target ≤ 1.05×) and with `Durability::None` (target ≤ 1.10×); and the latter once
+//!   more with the puts made from outside the runtime (`block_on`), where waking the
+//!   replica's idle queue task after each put is a wake-up of another thread;
 //! - gets from a replica of two sync stores answering in 1 ms and 5 ms (in either order),
 //!   against the 1 ms store alone: the reads race, so the fast store decides (≈ 1.0×);
 //! - for information only, the same put over `MemoryStore`s: the floor (the sync put plus a
@@ -184,6 +186,17 @@ async fn fs_puts(iters: u64, keys: &[Key], durability: Durability, replicated: b
     total
 }
 
+/// [`fs_puts`] in a task of the runtime, as an async caller makes them. (A wake-up a put
+/// causes, such as that of the replica's idle queue task, then goes to the worker thread
+/// the caller runs on; from outside the runtime, as under `block_on`, each one is a
+/// wake-up of another thread.)
+async fn fs_puts_in_task(iters: u64, keys: &[Key], durability: Durability, replicated: bool) -> Duration {
+    let keys = keys.to_vec();
+    tokio::spawn(async move { fs_puts(iters, &keys, durability, replicated).await })
+        .await
+        .expect("put task")
+}
+
 /// A `MemoryStore` whose gets take `ms` milliseconds, holding `k`.
 async fn slow_reads(ms: u64, k: &Key) -> Faulty<MemoryStore> {
     let store = Faulty::new(MemoryStore::new());
@@ -263,11 +276,11 @@ fn put_with_async_copy(c: &mut Criterion) {
     for (name, durability) in [("durable", Durability::Full), ("no_sync", Durability::None)] {
         g.bench_function(format!("put_1KiB/fs_{name}_alone"), |b| {
             b.to_async(&rt)
-                .iter_custom(|iters| fs_puts(iters, &keys, durability, false))
+                .iter_custom(|iters| fs_puts_in_task(iters, &keys, durability, false))
         });
         g.bench_function(format!("put_1KiB/sync_fs_{name}+async_memory"), |b| {
             b.to_async(&rt)
-                .iter_custom(|iters| fs_puts(iters, &keys, durability, true))
+                .iter_custom(|iters| fs_puts_in_task(iters, &keys, durability, true))
         });
     }
     let k = key("bench/read");
@@ -289,12 +302,19 @@ fn put_with_async_copy(c: &mut Criterion) {
         &rt,
         "replica/put_1KiB sync FsStore (default durability) + async MemoryStore ÷ FsStore",
         FS_DURABLE_CALLS,
-        |n| fs_puts(n, &keys, Durability::Full, false),
-        |n| fs_puts(n, &keys, Durability::Full, true),
+        |n| fs_puts_in_task(n, &keys, Durability::Full, false),
+        |n| fs_puts_in_task(n, &keys, Durability::Full, true),
     );
     paired_ratio(
         &rt,
         "replica/put_1KiB sync FsStore (Durability::None) + async MemoryStore ÷ FsStore",
+        FS_NO_SYNC_CALLS,
+        |n| fs_puts_in_task(n, &keys, Durability::None, false),
+        |n| fs_puts_in_task(n, &keys, Durability::None, true),
+    );
+    paired_ratio(
+        &rt,
+        "replica/put_1KiB the same, called from outside the runtime (block_on)",
         FS_NO_SYNC_CALLS,
         |n| fs_puts(n, &keys, Durability::None, false),
         |n| fs_puts(n, &keys, Durability::None, true),
