@@ -147,7 +147,11 @@ fn deny() -> Result {
 }
 
 /// Servers some crates test against: (script name, opt-out variable).
-const SERVICES: &[(&str, &str)] = &[("etcd", "STORE_SKIP_ETCD"), ("seaweedfs", "STORE_SKIP_S3")];
+const SERVICES: &[(&str, &str)] = &[
+    ("etcd", "STORE_SKIP_ETCD"),
+    ("seaweedfs", "STORE_SKIP_S3"),
+    ("redis", "STORE_SKIP_REDIS"),
+];
 
 fn test(deep: bool) -> Result {
     let mut t = cargo();
