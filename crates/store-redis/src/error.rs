@@ -78,10 +78,16 @@ pub(crate) fn never_sent(e: &redis::RedisError) -> bool {
 /// it is loading its data after a restart (`LOADING`), busy with a long script (`BUSY`),
 /// or is a replica or cut off from its master (`READONLY`, `MASTERDOWN`, `TRYAGAIN`).
 pub(crate) fn refused_for_now(e: &redis::RedisError) -> bool {
-    matches!(
-        e.code(),
-        Some("LOADING" | "BUSY" | "READONLY" | "MASTERDOWN" | "TRYAGAIN")
-    )
+    has_code(e, &["LOADING", "BUSY", "READONLY", "MASTERDOWN", "TRYAGAIN"])
+}
+
+/// Whether the server answered with an error of one of `codes`, for a single command or
+/// for one of a pipeline's (whose error has no code of its own).
+fn has_code(e: &redis::RedisError, codes: &[&str]) -> bool {
+    e.code().is_some_and(|c| codes.contains(&c))
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, s)| codes.contains(&s.code())))
 }
 
 /// Whether a failed request may succeed if sent again: lost or refused connections,
@@ -92,7 +98,7 @@ pub(crate) fn is_retryable(e: &redis::RedisError) -> bool {
 
 /// A key holding another type of value (a hash, a list…): not something store-redis wrote.
 fn wrong_type(op: &'static str, key: Option<&str>, e: &redis::RedisError) -> Option<Error> {
-    (e.code() == Some("WRONGTYPE")).then(|| Error::Corrupt {
+    has_code(e, &["WRONGTYPE"]).then(|| Error::Corrupt {
         key: key.unwrap_or_default().to_owned(),
         reason: format!("{op}: the Redis key holds another type of value, not one store-redis wrote"),
     })

@@ -101,7 +101,9 @@ impl RedisOptions {
     /// share one server without seeing each other's keys. The prefix is used as given (end
     /// it with `/` to keep `redis-cli` output readable). Each prefix has its own version
     /// counter, so two stores must not use prefixes one of which starts with the other:
-    /// they would write the same Redis keys with versions from different counters.
+    /// they would write the same Redis keys with versions from different counters. Without
+    /// a prefix the store takes the whole database as its own: a listing shows (or reports
+    /// as corrupt) every key in it.
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use store_core::{Backend, BackendExt, ErrorKind, Key, ListOptions, Record, RecordStore, Version};
+use store_core::{
+    Backend, BackendExt, ErrorKind, GetOptions, Key, ListOptions, Record, RecordStore, Version,
+};
 use store_redis::{RedisError, RedisOptions, RedisRecords, RedisStore};
 
 fn key(s: &str) -> Key {
@@ -395,6 +397,10 @@ async fn keys_redis_did_not_get_from_us_are_corrupt_not_panics() {
                 .unwrap_err(),
             store.head(&k).await.unwrap_err(),
             store.get_bytes(&k).await.unwrap_err(),
+            store
+                .get(&k, GetOptions::default().with_range(0..1))
+                .await
+                .unwrap_err(),
             store.delete_if(&k, Version::from(1)).await.unwrap_err(),
         ] {
             assert_eq!(e.kind(), ErrorKind::Corrupt, "{k}: {e}");
