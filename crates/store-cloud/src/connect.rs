@@ -5,6 +5,7 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use store_core::{Error, Result};
 
+#[cfg(feature = "s3")]
 use crate::error::BACKEND;
 #[cfg(feature = "s3")]
 use crate::settings::CloudSettings;

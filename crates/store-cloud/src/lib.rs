@@ -17,6 +17,25 @@
 //!
 //! Cargo features pick the clouds: `s3` (default), `gcs`, `azure`.
 //!
+//! # The other direction: any store as an `ObjectStore`
+//!
+//! [`ObjectStoreAdapter`] implements `object_store::ObjectStore` for any `Backend`, so
+//! programs written for `object_store` (DataFusion, delta-rs, Polars, Lance, iceberg-rust)
+//! run on `FsStore` — with compare-and-swap across processes, which `LocalFileSystem`
+//! refuses —, on a `Multi`, a `Replica`, or a layered stack. Its docs say how each call
+//! maps. It is checked with object_store's own integration suite (`tests/object_store_suite.rs`,
+//! over `MemoryStore`, `FsStore`, a `Multi` of two `FsStore`s and a `Replica`):
+//! `put_get_delete_list`, `get_opts`, `put_opts` (with `supports_update`),
+//! `list_uses_directories_correctly`, `list_with_delimiter`, `list_with_offset_exclusivity`,
+//! `rename_and_copy`, `copy_if_not_exists`, `copy_rename_nonexistent_object`,
+//! `get_nonexistent_object` and `stream_get` run and pass. Not run:
+//! `put_get_attributes` (backends keep no attributes; the adapter refuses them with
+//! `NotImplemented`), the `multipart*` functions (they need `object_store::MultipartStore`,
+//! parts by index and out of order, which the adapter does not offer: its multipart puts
+//! stream through the backend's writer), and `list_paginated` (`PaginatedListStore`, not
+//! offered). `CloudStore` over the adapter over `FsStore` (with
+//! [`CloudSettings::write_ids`] off) passes this workspace's conformance suite.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use object_store::memory::InMemory;
@@ -119,8 +138,8 @@ mod store;
 mod version;
 mod writer;
 
-#[cfg(feature = "s3")]
 pub use adapter::ObjectStoreAdapter;
+#[cfg(feature = "s3")]
 pub use connect::S3Config;
 pub use probe::ConditionalWrites;
 pub use settings::{CloudSettings, Layout};

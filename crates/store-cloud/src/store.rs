@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetRange, ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
+use object_store::{Attributes, GetRange, ObjectStore, ObjectStoreExt, PutPayload, UpdateVersion};
 use store_core::{
-    Backend, Backoff, Body, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object,
-    ObjectWriter, PutMode, PutOptions, Result, Version, WriteResolver, poll_watch,
+    Backend, Backoff, Body, ByteRange, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions,
+    Meta, Object, ObjectWriter, PutMode, PutOptions, Result, Version, WriteResolver, poll_watch,
 };
 
 use crate::error::{BACKEND, map_err};
@@ -27,9 +27,6 @@ pub(crate) const RESERVED_SEGMENT: &str = ".store-cloud";
 /// How often a `Create` that found the key, but then could not read its version because it
 /// was deleted meanwhile, is tried again before giving up with `Contention`.
 const CREATE_ATTEMPTS: u32 = 8;
-
-/// How often a range read whose object changed between its `head` and its `get` starts over.
-const RANGE_ATTEMPTS: u32 = 8;
 
 pub(crate) const UNPROBED: u8 = 0;
 pub(crate) const ENFORCED: u8 = 1;
@@ -225,7 +222,7 @@ impl CloudStore {
             .get_opts(path, opts)
             .await
             .map_err(|e| map_err(op, key, e))?;
-        Ok(meta_of(key, &r.meta, write_id_of(&r.attributes)))
+        Ok(self.meta_of(key, &r.meta, Some(&r.attributes)))
     }
 
     /// Stores `payload` at `key` with `mode`: the single-request put behind `put` and behind
@@ -422,7 +419,7 @@ impl CloudStore {
         write_id: &str,
     ) -> Result<Meta> {
         let version = match etag {
-            Some(_) => CloudVersion::new(etag, object_version, Some(write_id)),
+            Some(_) => self.version_of(etag, object_version, Some(write_id)),
             None => {
                 // A server that does not return ETags on PUT: read it back, and keep it only
                 // if the object there is still ours (same write id).
@@ -432,7 +429,7 @@ impl CloudStore {
                 } else {
                     // Someone wrote after us: an ETag-less version can never match, so a
                     // later Update from it fails safely with Conflict.
-                    CloudVersion::new(None, object_version, Some(write_id))
+                    self.version_of(None, object_version, Some(write_id))
                 }
             }
         };
@@ -450,81 +447,115 @@ impl CloudStore {
             .get_opts(path, object_store::GetOptions::default())
             .await
             .map_err(|e| map_err("get", key, e))?;
-        let (meta, _) = meta_of(key, &r.meta, write_id_of(&r.attributes));
+        self.object_of(key, opts, r)
+    }
+
+    /// The object in one GET's reply, its body and version from that reply, checked
+    /// against `opts`' conditions.
+    fn object_of(&self, key: &Key, opts: &GetOptions, r: object_store::GetResult) -> Result<Object> {
+        let (meta, _) = self.meta_of(key, &r.meta, Some(&r.attributes));
         opts.check(key, &meta.version)?;
-        let range = r.range.clone();
         Ok(Object {
             meta,
-            range,
+            range: r.range.clone(),
             body: body_of(key, r),
         })
     }
 
-    /// A range read: `head` for the size and version (so the range is resolved exactly as
-    /// every backend resolves it), then a `get` of that range conditional on the ETag, and a
-    /// check that the write id is still the same. Starts over if the object changed between.
-    async fn get_range(&self, key: &Key, path: &Path, opts: &GetOptions) -> Result<Object> {
-        let Some(range) = &opts.range else {
-            return self.get_whole(key, path, opts).await;
+    /// A range read: one GET of the range. Its reply carries the object's size, ETag and
+    /// write id with the bytes, so the body and the version always belong to one object.
+    ///
+    /// Servers refuse a range that starts at or past the end of the object, and a range
+    /// with nothing in it cannot be asked for; such a read is settled by a HEAD (size and
+    /// version), and is empty when the range resolves to nothing at that size — as every
+    /// backend resolves it. A range sent but refused for another reason stays an error.
+    async fn get_range(
+        &self,
+        key: &Key,
+        path: &Path,
+        opts: &GetOptions,
+        range: &ByteRange,
+    ) -> Result<Object> {
+        let wire = match range {
+            ByteRange::Bounded(r) if r.start < r.end => Some(GetRange::Bounded(r.clone())),
+            ByteRange::From(start) => Some(GetRange::Offset(*start)),
+            ByteRange::Suffix(n) if *n > 0 => Some(GetRange::Suffix(*n)),
+            // Empty or inverted: resolved below, after the HEAD.
+            _ => None,
         };
-        for _ in 0..RANGE_ATTEMPTS {
-            let (meta, cv) = self.head_version("get", key, path).await?;
-            opts.check(key, &meta.version)?;
-            let wanted = range.resolve(key, meta.size)?;
-            if wanted.is_empty() {
-                return Ok(Object {
-                    meta,
-                    range: wanted,
-                    body: Body::Bytes(Bytes::new()),
-                });
-            }
+        let mut refused = None;
+        if let Some(wire) = wire {
             let os_opts = object_store::GetOptions {
-                range: Some(GetRange::Bounded(wanted.clone())),
-                if_match: (!cv.etag.is_empty()).then(|| cv.etag.clone()),
+                range: Some(wire),
                 ..Default::default()
             };
-            let r = match self.store.get_opts(path, os_opts).await {
-                Ok(r) => r,
-                Err(object_store::Error::Precondition { .. }) => continue,
-                Err(e) => return Err(map_err("get", key, e)),
-            };
-            if write_id_of(&r.attributes).unwrap_or_default() != cv.write_id {
-                continue;
+            match self.store.get_opts(path, os_opts).await {
+                Ok(r) => return self.object_of(key, opts, r),
+                Err(e @ object_store::Error::NotFound { .. }) => return Err(map_err("get", key, e)),
+                Err(e) => refused = Some(e),
             }
-            return Ok(Object {
-                meta,
-                range: r.range.clone(),
-                body: body_of(key, r),
-            });
         }
-        Err(Error::Contention {
-            op: "get",
-            key: key.to_string(),
-            attempts: RANGE_ATTEMPTS,
-        })
+        let (meta, _) = self.head_version("get", key, path).await?;
+        opts.check(key, &meta.version)?;
+        let wanted = range.resolve(key, meta.size)?;
+        match refused {
+            // Not a range past the end: the server's refusal stands.
+            Some(e) if !wanted.is_empty() => Err(map_err("get", key, e)),
+            // Only a range that resolves to nothing is never sent.
+            _ => Ok(Object {
+                meta,
+                range: wanted,
+                body: Body::Bytes(Bytes::new()),
+            }),
+        }
+    }
+
+    /// The metadata and version of the object `m` (with `attributes` when the request
+    /// returned them: a HEAD or GET does, a listing does not).
+    ///
+    /// With write ids on, a version is `"<write id>~<object version id>~<etag>"`. With them
+    /// off it is the ETag alone: every part of it is then in a listing, so a listed version
+    /// equals the one `head`, `get` and a put report for the same object.
+    pub(crate) fn meta_of(
+        &self,
+        key: &Key,
+        m: &object_store::ObjectMeta,
+        attributes: Option<&Attributes>,
+    ) -> (Meta, CloudVersion) {
+        let cv = self.version_of(
+            m.e_tag.as_deref(),
+            m.version.as_deref(),
+            attributes.and_then(write_id_of),
+        );
+        let meta = Meta {
+            key: key.clone(),
+            size: m.size,
+            version: cv.to_version(),
+            modified: m.last_modified.into(),
+        };
+        (meta, cv)
+    }
+
+    /// The version of an object with this ETag, object version id and write id, keeping
+    /// only the ETag when write ids are off (see [`CloudStore::meta_of`]).
+    fn version_of(
+        &self,
+        etag: Option<&str>,
+        object_version: Option<&str>,
+        write_id: Option<&str>,
+    ) -> CloudVersion {
+        if self.settings.write_ids {
+            CloudVersion::new(etag, object_version, write_id)
+        } else {
+            CloudVersion::new(etag, None, None)
+        }
     }
 }
 
-/// Store metadata and version of an object.
 /// Whether the object whose version is `found` is the write `write_id` (never, without
 /// write ids).
 fn is_own(found: &CloudVersion, write_id: &str) -> bool {
     !write_id.is_empty() && found.write_id == write_id
-}
-
-pub(crate) fn meta_of(
-    key: &Key,
-    m: &object_store::ObjectMeta,
-    write_id: Option<&str>,
-) -> (Meta, CloudVersion) {
-    let cv = CloudVersion::new(m.e_tag.as_deref(), m.version.as_deref(), write_id);
-    let meta = Meta {
-        key: key.clone(),
-        size: m.size,
-        version: cv.to_version(),
-        modified: m.last_modified.into(),
-    };
-    (meta, cv)
 }
 
 fn body_of(key: &Key, r: object_store::GetResult) -> Body {
@@ -577,10 +608,9 @@ impl Backend for CloudStore {
     #[tracing::instrument(level = "debug", skip(self, opts), fields(key = key.as_str()))]
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
         let path = self.path(key)?;
-        if opts.range.is_some() {
-            self.get_range(key, &path, &opts).await
-        } else {
-            self.get_whole(key, &path, &opts).await
+        match &opts.range {
+            Some(range) => self.get_range(key, &path, &opts, range).await,
+            None => self.get_whole(key, &path, &opts).await,
         }
     }
 
