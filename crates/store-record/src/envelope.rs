@@ -2,13 +2,22 @@
 //!
 //! ```text
 //! byte 0      magic 0xD5 ("this object is a record")
-//! byte 1      format version (1)
-//! byte 2      flags: bit 0 = an expiry follows; every other bit must be 0
+//! byte 1      format version (2; format 1 is still read)
+//! byte 2      flags: bit 0 = an expiry follows; bit 1 = a padding byte follows (format 2);
+//!             every other bit must be 0
 //! [8 bytes]   expiry, nanoseconds since the Unix epoch, big-endian u64 (only with bit 0)
+//! [1 byte]    padding, 0 (only with bit 1)
 //! rest        the value, as given
 //! ```
 //!
-//! Three or eleven bytes of overhead, no copies on decode (the value is a slice of the
+//! **The size tells the expiry.** In format 2 a record with an expiry has an odd size and
+//! one without an even size; the padding byte is there when the value's length would say
+//! otherwise. A listing carries every object's size, so it can tell records that never
+//! expire without reading them ([`may_expire`]). The object is written whole in one put, so
+//! its size and its expiry can never disagree, whatever crashes. Format 1 (no padding)
+//! is still decoded, but its sizes say nothing.
+//!
+//! Three to twelve bytes of overhead, no copies on decode (the value is a slice of the
 //! stored `Bytes`). Anything else — an empty object, another magic byte, an unknown format
 //! version or flag, a truncated expiry — decodes to [`Error::Corrupt`] naming the key, so a
 //! foreign or damaged object can never make the store panic or return garbage as a value.
@@ -20,9 +29,12 @@ use store_core::{Error, Key, Result};
 
 /// The first byte of every record envelope.
 pub(crate) const MAGIC: u8 = 0xD5;
-/// The envelope format this crate writes (and the only one it reads).
-pub(crate) const FORMAT_VERSION: u8 = 1;
+/// The envelope format this crate writes.
+pub(crate) const FORMAT_VERSION: u8 = 2;
+/// The format before sizes told the expiry: read, never written.
+const FORMAT_VERSION_1: u8 = 1;
 const FLAG_EXPIRY: u8 = 0b0000_0001;
+const FLAG_PADDED: u8 = 0b0000_0010;
 const HEADER_LEN: usize = 3;
 const EXPIRY_LEN: usize = 8;
 
@@ -33,8 +45,15 @@ pub(crate) struct Envelope {
     pub(crate) value: Bytes,
 }
 
-/// Bytes to read to learn a record's expiry without its value: the header and the expiry.
-pub(crate) const HEAD_LEN: u64 = (HEADER_LEN + EXPIRY_LEN) as u64;
+/// Bytes to read to learn a record's expiry without its value: the header, the expiry and
+/// the padding byte, the longest they can be.
+pub(crate) const HEAD_LEN: u64 = (HEADER_LEN + EXPIRY_LEN + 1) as u64;
+
+/// Whether an object of `size` bytes may be a record with an expiry: false means that, if
+/// it is a record written in format 2, it never expires — a listing need not read it.
+pub(crate) fn may_expire(size: u64) -> bool {
+    size % 2 == 1
+}
 
 /// Encodes `value` with `expires_at` for storage at `key`, for the operation `op`.
 ///
@@ -53,18 +72,26 @@ pub(crate) fn encode(
             Error::invalid_input(op, Some(key), format!("expiry {t:?} is after the year 2554"))
         })?),
     };
-    let header = if expiry.is_some() {
-        HEADER_LEN + EXPIRY_LEN
-    } else {
-        HEADER_LEN
-    };
-    let mut out = Vec::with_capacity(header + value.len());
-    match expiry {
-        Some(nanos) => {
-            out.extend_from_slice(&[MAGIC, FORMAT_VERSION, FLAG_EXPIRY]);
-            out.extend_from_slice(&nanos.to_be_bytes());
-        }
-        None => out.extend_from_slice(&[MAGIC, FORMAT_VERSION, 0]),
+    let unpadded = match expiry {
+        Some(_) => HEADER_LEN + EXPIRY_LEN,
+        None => HEADER_LEN,
+    } + value.len();
+    // Pad so that the size is odd exactly when there is an expiry.
+    let padded = may_expire(unpadded as u64) != expiry.is_some();
+    let mut flags = 0;
+    if expiry.is_some() {
+        flags |= FLAG_EXPIRY;
+    }
+    if padded {
+        flags |= FLAG_PADDED;
+    }
+    let mut out = Vec::with_capacity(unpadded + 1);
+    out.extend_from_slice(&[MAGIC, FORMAT_VERSION, flags]);
+    if let Some(nanos) = expiry {
+        out.extend_from_slice(&nanos.to_be_bytes());
+    }
+    if padded {
+        out.push(0);
     }
     out.extend_from_slice(value);
     Ok(Bytes::from(out))
@@ -83,26 +110,40 @@ pub(crate) fn decode(op: &'static str, key: &Key, mut data: Bytes) -> Result<Env
     if magic != MAGIC {
         return Err(corrupt(format!("not a record (first byte {magic:#04x})")));
     }
-    if format != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "unknown format version {format} (this build reads {FORMAT_VERSION})"
-        )));
-    }
-    if flags & !FLAG_EXPIRY != 0 {
+    let known_flags = match format {
+        FORMAT_VERSION => FLAG_EXPIRY | FLAG_PADDED,
+        FORMAT_VERSION_1 => FLAG_EXPIRY,
+        _ => {
+            return Err(corrupt(format!(
+                "unknown format version {format} (this build reads {FORMAT_VERSION_1} and {FORMAT_VERSION})"
+            )));
+        }
+    };
+    if flags & !known_flags != 0 {
         return Err(corrupt(format!("unknown flags {flags:#010b}")));
     }
+    data.advance(HEADER_LEN);
     let expires_at = if flags & FLAG_EXPIRY != 0 {
-        let Some(raw) = data.get(HEADER_LEN..HEADER_LEN + EXPIRY_LEN) else {
-            return Err(corrupt(format!("{} bytes, expiry truncated", data.len())));
+        let Some(raw) = data.get(..EXPIRY_LEN) else {
+            return Err(corrupt(format!(
+                "{} bytes, expiry truncated",
+                HEADER_LEN + data.len()
+            )));
         };
         let mut nanos = [0u8; EXPIRY_LEN];
         nanos.copy_from_slice(raw);
-        data.advance(HEADER_LEN + EXPIRY_LEN);
+        data.advance(EXPIRY_LEN);
         Some(UNIX_EPOCH + Duration::from_nanos(u64::from_be_bytes(nanos)))
     } else {
-        data.advance(HEADER_LEN);
         None
     };
+    if flags & FLAG_PADDED != 0 {
+        match data.first() {
+            Some(0) => data.advance(1),
+            Some(b) => return Err(corrupt(format!("padding byte {b:#04x}, not 0"))),
+            None => return Err(corrupt("padding truncated".to_owned())),
+        }
+    }
     Ok(Envelope {
         expires_at,
         value: data,
@@ -127,15 +168,62 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_compact() {
+    fn layout_is_compact_and_the_size_tells_the_expiry() {
         let plain = encode("put", &k(), &Bytes::from_static(b"v"), None).unwrap();
         assert_eq!(&plain[..], &[MAGIC, FORMAT_VERSION, 0, b'v']);
+        let plain = encode("put", &k(), &Bytes::from_static(b"vw"), None).unwrap();
+        assert_eq!(&plain[..], &[MAGIC, FORMAT_VERSION, 0b10, 0, b'v', b'w']);
         let at = UNIX_EPOCH + Duration::from_nanos(0x0102_0304_0506_0708);
         let timed = encode("put", &k(), &Bytes::from_static(b"v"), Some(at)).unwrap();
         assert_eq!(
             &timed[..],
-            &[MAGIC, FORMAT_VERSION, 1, 1, 2, 3, 4, 5, 6, 7, 8, b'v']
+            &[MAGIC, FORMAT_VERSION, 0b11, 1, 2, 3, 4, 5, 6, 7, 8, 0, b'v']
         );
+        let timed = encode("put", &k(), &Bytes::from_static(b"vw"), Some(at)).unwrap();
+        assert_eq!(
+            &timed[..],
+            &[MAGIC, FORMAT_VERSION, 1, 1, 2, 3, 4, 5, 6, 7, 8, b'v', b'w']
+        );
+        assert!(!may_expire(4) && may_expire(13));
+    }
+
+    #[test]
+    fn format_1_is_still_read() {
+        let v1 = [MAGIC, FORMAT_VERSION_1, 0, b'v'];
+        let env = decode("get", &k(), Bytes::copy_from_slice(&v1)).unwrap();
+        assert_eq!(
+            env,
+            Envelope {
+                expires_at: None,
+                value: Bytes::from_static(b"v")
+            }
+        );
+        let v1 = [MAGIC, FORMAT_VERSION_1, 1, 0, 0, 0, 0, 0, 0, 0, 9, b'v', b'w'];
+        let env = decode("get", &k(), Bytes::copy_from_slice(&v1)).unwrap();
+        assert_eq!(env.expires_at, Some(UNIX_EPOCH + Duration::from_nanos(9)));
+        assert_eq!(env.value, "vw");
+        // Format 1 had no padding.
+        let e = decode(
+            "get",
+            &k(),
+            Bytes::copy_from_slice(&[MAGIC, FORMAT_VERSION_1, 0b10, 0]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown flags"), "{e}");
+    }
+
+    #[test]
+    fn a_header_read_covers_the_longest_header() {
+        let at = UNIX_EPOCH + Duration::from_secs(7);
+        for len in 0..4 {
+            let data = encode("put", &k(), &Bytes::from(vec![1u8; len]), Some(at)).unwrap();
+            let head = data.slice(..data.len().min(HEAD_LEN as usize));
+            assert_eq!(
+                decode("get", &k(), head).unwrap().expires_at,
+                Some(at),
+                "value of {len} bytes"
+            );
+        }
     }
 
     #[test]
@@ -143,9 +231,11 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"", "shorter than the header"),
             (b"{\"json\":1}", "not a record"),
-            (&[MAGIC, 2, 0], "unknown format version 2"),
-            (&[MAGIC, FORMAT_VERSION, 0b10], "unknown flags"),
+            (&[MAGIC, 3, 0], "unknown format version 3"),
+            (&[MAGIC, FORMAT_VERSION, 0b100], "unknown flags"),
             (&[MAGIC, FORMAT_VERSION, 1, 0, 0], "expiry truncated"),
+            (&[MAGIC, FORMAT_VERSION, 0b10], "padding truncated"),
+            (&[MAGIC, FORMAT_VERSION, 0b10, 7], "padding byte 0x07"),
         ];
         for (data, why) in cases {
             let e = decode("get", &k(), Bytes::copy_from_slice(data)).unwrap_err();
@@ -192,18 +282,25 @@ mod tests {
             }
         }
 
-        /// Bytes that look almost right (valid header, random rest) never panic either, and
-        /// whatever decodes re-encodes to the same bytes.
+        /// Bytes that look almost right (valid header, random rest) never panic either;
+        /// whatever decodes re-encodes to the same envelope, and does so in the same bytes
+        /// whenever its size already told its expiry.
         #[test]
         fn near_valid_input_decodes_consistently(
-            flags in 0u8..4,
+            format in 1u8..3,
+            flags in 0u8..8,
             rest in proptest::collection::vec(any::<u8>(), 0..24),
         ) {
-            let mut data = vec![MAGIC, FORMAT_VERSION, flags];
+            let mut data = vec![MAGIC, format, flags];
             data.extend_from_slice(&rest);
             if let Ok(env) = decode("get", &k(), Bytes::from(data.clone())) {
                 let again = encode("put", &k(), &env.value, env.expires_at).unwrap();
-                prop_assert_eq!(&again[..], &data[..]);
+                prop_assert_eq!(decode("get", &k(), again.clone()).unwrap(), env.clone());
+                prop_assert_eq!(may_expire(again.len() as u64), env.expires_at.is_some());
+                // A padding byte flips the parity, so a right parity means it was needed.
+                if format == FORMAT_VERSION && may_expire(data.len() as u64) == env.expires_at.is_some() {
+                    prop_assert_eq!(&again[..], &data[..]);
+                }
             }
         }
 
@@ -216,6 +313,8 @@ mod tests {
             let at = nanos.map(|n| UNIX_EPOCH + Duration::from_nanos(n));
             let value = Bytes::from(value);
             let data = encode("put", &k(), &value, at).unwrap();
+            prop_assert_eq!(may_expire(data.len() as u64), at.is_some());
+            prop_assert!(data.len() <= value.len() + HEAD_LEN as usize);
             let env = decode("get", &k(), data).unwrap();
             prop_assert_eq!(env, Envelope { expires_at: at, value });
         }

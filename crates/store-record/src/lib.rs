@@ -103,14 +103,21 @@
 //! metacharacter) becomes the backend listing's prefix, so `logs/2026-*` reads only the keys
 //! under `logs/2026-`. Keys come in ascending order; expired records are left out.
 //!
-//! A listing costs one backend listing plus a ranged `get` of each matching key's envelope
-//! header (its first 11 bytes, not the value), several in flight at once, in key order.
+//! A listing costs **one backend listing** of keys and sizes
+//! ([`ListOptions::keys_only`](store_core::ListOptions::keys_only), so a backend that would
+//! need a request per object to report versions skips it). A record's size tells whether
+//! it carries an expiry (see *Stored format*): a record without one is listed as it is,
+//! with no read. Only records with an expiry have their envelope header read — a ranged
+//! `get` of its first 12 bytes, not the value — several at once, in key order. A store whose
+//! records never expire lists at its backend's listing cost; where a tenth of the records
+//! carry an expiry, the listing also reads that tenth's headers.
 //!
-//! One bad object does not make the rest of a store unlistable: a record that cannot be
-//! decoded is **one error item**, `Corrupt` naming its key and `list_keys`, and the
-//! listing goes on with the keys after it (so does a key whose header cannot be read). A
-//! caller that collects with `try_collect` stops at the first such item; one that wants
-//! every readable key skips the errors:
+//! What is not read is not checked: an object that is not a record, but whose size is
+//! even, is listed like a record without expiry (and `get` reports it `Corrupt`). Every
+//! object that is read and cannot be decoded is **one error item**, `Corrupt` naming its
+//! key and `list_keys`, and the listing goes on with the keys after it (so does a key
+//! whose header cannot be read). A caller that collects with `try_collect` stops at the
+//! first such item; one that wants every readable key skips the errors:
 //!
 //! ```
 //! # use futures::StreamExt;
@@ -120,7 +127,8 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
 //! let records = Records::new(MemoryStore::new());
 //! records.put(&Record::new(Key::new("a")?, "1")).await?;
-//! records.backend().put_bytes(&Key::new("b")?, "not a record").await?;
+//! // 13 bytes: an odd size, which a record has only with an expiry, so it is read.
+//! records.backend().put_bytes(&Key::new("b")?, "not a record!").await?;
 //! records.put(&Record::new(Key::new("c")?, "3")).await?;
 //! let listed: Vec<_> = records.list_keys("*").await?.collect().await;
 //! assert_eq!(listed[0].as_ref().unwrap().as_str(), "a");
@@ -133,9 +141,18 @@
 //! # Stored format
 //!
 //! Each object holds a binary envelope: a magic byte, a format version, flags, the expiry
-//! (8 bytes, nanoseconds since the Unix epoch) if there is one, then the value. An object
-//! that is not such an envelope — foreign data, an unknown format version, a truncated
-//! header — is reported as `Corrupt` naming the key, never a panic.
+//! (8 bytes, nanoseconds since the Unix epoch) if there is one, a padding byte if needed,
+//! then the value. The padding makes **the size tell the expiry**: a record with an
+//! expiry has an odd size, one without an even size, so listings can leave the latter
+//! unread. The record is one object written whole by one put, so its size and its expiry
+//! never disagree, whatever crashes or races. An object that is not such an envelope —
+//! foreign data, an unknown format version, a truncated header — is reported as `Corrupt`
+//! naming the key, never a panic.
+//!
+//! This is format 2. Format 1, which had no padding, is still read; but its sizes say
+//! nothing, so a listing could take a format-1 record with an expiry and an even size for
+//! one without (it stays absent for every other operation once expired). Any write of the
+//! record (`put`, `cas_by_version`) stores it in format 2.
 //!
 //! # Differences from the Go `Storage` this ports
 //!
@@ -160,7 +177,7 @@
 //! one handle never reads. A version cannot come back with another expiry, because versions
 //! never repeat for a key — on backends whose `Capabilities::stable_versions` says a
 //! version names one content; on others (a `Multi`) the handle remembers nothing. Any other
-//! swap first reads the envelope header (a ranged `get` of 11 bytes) and then puts
+//! swap first reads the envelope header (a ranged `get` of 12 bytes) and then puts
 //! conditionally.
 
 mod clock;

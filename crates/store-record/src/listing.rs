@@ -1,11 +1,12 @@
-//! Listing records: one backend listing, then each listed key's envelope header, read
-//! several at once and handed on in key order.
+//! Listing records: one backend listing, whose sizes tell the records that never expire;
+//! only the others' envelope headers are read, several at once, handed on in key order.
 
 use std::future::ready;
 
 use futures::stream::{BoxStream, Stream, StreamExt};
 use store_core::{Backend, GlobPattern, Key, ListOptions, Result};
 
+use crate::envelope;
 use crate::read::Head;
 use crate::records::Records;
 
@@ -25,9 +26,13 @@ pub(crate) enum Seen {
 
 impl<B: Backend> Records<B> {
     /// For each key of the backend listing `opts` that `pattern` matches (every key without
-    /// one), in key order: the key and what its envelope header says, read for the
-    /// operation `op` — one ranged `get` per key, [`READS_IN_FLIGHT`] at once. An expired
-    /// record is purged on the way (one conditional delete).
+    /// one), in key order: the key and what it holds for the operation `op`.
+    ///
+    /// The listing asks for keys and sizes only ([`ListOptions::keys_only`]), and a size
+    /// that says "no expiry" ([`envelope::may_expire`]) is taken as a live record without
+    /// a read. Every other key's envelope header is read — one ranged `get` each,
+    /// [`READS_IN_FLIGHT`] at once — and an expired record is purged on the way (one
+    /// conditional delete).
     ///
     /// An item's outer error is the backend listing's; the inner one is that key's read.
     pub(crate) fn scan(
@@ -38,7 +43,7 @@ impl<B: Backend> Records<B> {
     ) -> impl Stream<Item = Result<(Key, Result<Seen>)>> + Send + 'static {
         let this = self.clone();
         self.backend()
-            .list(opts)
+            .list(opts.with_keys_only(true))
             .filter(move |item| {
                 let wanted = match (item, &pattern) {
                     (Ok(meta), Some(pattern)) => pattern.is_match(meta.key.as_str()),
@@ -49,9 +54,12 @@ impl<B: Backend> Records<B> {
             .map(move |item| {
                 let this = this.clone();
                 async move {
-                    let key = item?.key;
-                    let seen = this.seen(op, &key).await;
-                    Ok((key, seen))
+                    let meta = item?;
+                    if !envelope::may_expire(meta.size) {
+                        return Ok((meta.key, Ok(Seen::Live)));
+                    }
+                    let seen = this.seen(op, &meta.key).await;
+                    Ok((meta.key, seen))
                 }
             })
             .buffered(READS_IN_FLIGHT)

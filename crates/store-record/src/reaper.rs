@@ -19,9 +19,10 @@ impl<B: Backend> Records<B> {
     /// between the scan and the delete survives. Objects that are not records (they fail to
     /// decode) are left alone.
     ///
-    /// One backend listing, then a ranged `get` of each object's envelope header (several
-    /// at once) and a conditional delete of each expired one. Fails only if the listing
-    /// does.
+    /// One backend listing of keys and sizes, then a ranged `get` of the envelope header of
+    /// each object whose size says it may have an expiry (several at once) and a
+    /// conditional delete of each expired one; records without an expiry are not read.
+    /// Fails only if the listing does.
     pub async fn purge_expired(&self) -> Result<usize> {
         self.scan("purge_expired", ListOptions::default(), None)
             .try_fold(0, |purged, (key, seen)| {

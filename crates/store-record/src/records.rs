@@ -399,11 +399,12 @@ impl<B: Backend> Records<B> {
     /// The keys of live records matching the glob `pattern`, in key order. See
     /// [`RecordStore::list_keys`].
     ///
-    /// One backend listing, with the pattern's literal prefix pushed down, then a ranged
-    /// `get` of each matching key's envelope header, several at once (the order is kept).
-    /// A record that cannot be decoded is one `Corrupt` error item naming its key and
-    /// `list_keys`, and the listing goes on with the keys after it; so does a key whose
-    /// header read fails. A record found expired is left out (and purged).
+    /// One backend listing of keys and sizes, with the pattern's literal prefix pushed
+    /// down. A matching record whose size says it has no expiry is listed without a read;
+    /// each other one's envelope header is read (a ranged `get`, several at once, the order
+    /// kept). A record read that cannot be decoded is one `Corrupt` error item naming its
+    /// key and `list_keys`, and the listing goes on with the keys after it; so does a key
+    /// whose header read fails. A record found expired is left out (and purged).
     pub async fn list_keys(&self, pattern: &str) -> Result<BoxStream<'static, Result<Key>>> {
         let pattern = GlobPattern::new(pattern)?;
         let opts = match pattern.prefix() {

@@ -37,6 +37,8 @@ struct Recording {
     lists: Mutex<Vec<ListOptions>>,
     puts: Mutex<Vec<PutMode>>,
     gets: AtomicUsize,
+    /// Every request of any kind (puts, gets, heads, deletes, listings, watches).
+    calls: AtomicUsize,
     renew_before_conditional_delete: AtomicBool,
     /// Report versions that do not always name one content (as a fan-out does).
     unstable_versions: AtomicBool,
@@ -56,6 +58,7 @@ impl Backend for Recording {
             .with_stable_versions(!self.unstable_versions.load(Ordering::Relaxed))
     }
     async fn put(&self, key: &Key, data: Bytes, opts: PutOptions) -> Result<Meta> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.puts.lock().push(opts.mode.clone());
         if self.failing_puts.load(Ordering::Relaxed) {
             return Err(Error::io("put", key, std::io::Error::other("disk on fire")));
@@ -63,9 +66,11 @@ impl Backend for Recording {
         self.inner.put(key, data, opts).await
     }
     async fn writer(&self, key: &Key, opts: PutOptions) -> Result<Box<dyn ObjectWriter>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.writer(key, opts).await
     }
     async fn get(&self, key: &Key, opts: GetOptions) -> Result<Object> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.gets.fetch_add(1, Ordering::Relaxed);
         let in_flight = self.gets_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_gets_in_flight.fetch_max(in_flight, Ordering::SeqCst);
@@ -77,9 +82,11 @@ impl Backend for Recording {
         got
     }
     async fn head(&self, key: &Key) -> Result<Meta> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.head(key).await
     }
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if opts.if_match.is_some() && self.renew_before_conditional_delete.load(Ordering::Relaxed) {
             // Somebody rewrote the record between the purger's read and its delete.
             let data = self.inner.get_bytes(key).await?;
@@ -88,10 +95,12 @@ impl Backend for Recording {
         self.inner.delete(key, opts).await
     }
     fn list(&self, opts: ListOptions) -> BoxStream<'static, Result<Meta>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.lists.lock().push(opts.clone());
         self.inner.list(opts)
     }
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.watch(key, seen).await
     }
 }
@@ -165,17 +174,70 @@ async fn list_keys_pushes_the_literal_prefix_down() {
             prefix,
             "{pattern}: prefix pushed down"
         );
+        assert!(lists[0].keys_only, "{pattern}: versions are not needed");
     }
 }
 
-/// A listing reads the records' headers several at once, a bounded number, and still hands
-/// the keys on in order.
+/// Listing 10,000 records without expiry costs the backend's listing and nothing per
+/// record; with a tenth carrying an expiry, one header read for each of those, and the
+/// expired ones are left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_reads_only_the_records_that_carry_an_expiry() {
+    const N: usize = 10_000;
+    let clock = ManualClock::new(epoch(1_000));
+    let records = Records::builder(Recording::default())
+        .clock(clock.clone())
+        .build();
+    let names: Vec<String> = (0..N).map(|i| format!("many/{i:05}")).collect();
+    // Values of every length parity, so that the padding is exercised both ways.
+    for (i, name) in names.iter().enumerate() {
+        records
+            .put(&Record::new(key(name), "x".repeat(i % 7)))
+            .await
+            .unwrap();
+    }
+    let calls = || records.backend().calls.load(Ordering::Relaxed);
+    let before = calls();
+    assert_eq!(keys(&records, "many/*").await, names);
+    let spent = calls() - before;
+    assert!(
+        spent as f64 <= 0.05 * N as f64,
+        "{spent} backend requests to list {N} records without expiry"
+    );
+    assert_eq!(spent, 1, "one listing, no record read");
+
+    // A tenth carry an expiry; half of those (every 20th) have passed it.
+    for (i, name) in names.iter().enumerate().filter(|(i, _)| i % 10 == 0) {
+        let at = if i % 20 == 0 { epoch(500) } else { epoch(5_000) };
+        records
+            .put(&Record::new(key(name), "y".repeat(i % 3)).with_expiry(at))
+            .await
+            .unwrap();
+    }
+    let gets = records.backend().gets.load(Ordering::Relaxed);
+    let live: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 20 != 0)
+        .map(|(_, n)| n.clone())
+        .collect();
+    assert_eq!(keys(&records, "many/*").await, live);
+    let read = records.backend().gets.load(Ordering::Relaxed) - gets;
+    assert_eq!(read, N / 10, "one header read per record with an expiry");
+}
+
+/// A listing reads the headers of records with an expiry several at once, a bounded
+/// number, and still hands the keys on in order.
 #[tokio::test]
 async fn list_keys_reads_headers_concurrently_in_order() {
     let records = Records::new(Recording::default());
     let names: Vec<String> = (0..40).map(|i| format!("many/{i:02}")).collect();
+    let later = SystemTime::now() + Duration::from_secs(3_600);
     for name in names.iter().rev() {
-        records.put(&Record::new(key(name), "x")).await.unwrap();
+        records
+            .put(&Record::new(key(name), "x").with_expiry(later))
+            .await
+            .unwrap();
     }
     records.backend().slow_gets.store(true, Ordering::Relaxed);
     assert_eq!(keys(&records, "many/*").await, names);
@@ -423,15 +485,35 @@ async fn the_reaper_purges_in_the_background() {
 }
 
 /// One corrupt record does not end a listing: it is one error item naming its key, and the
-/// keys after it still come.
+/// keys after it still come. The garbage has an odd size, which only a record with an
+/// expiry has, so the listing reads it.
 #[tokio::test]
 async fn a_corrupt_record_is_one_error_item_in_a_listing_that_goes_on() {
     let records = Records::new(MemoryStore::new());
     let raw = records.backend().clone();
     store_testkit::records::listing_goes_on_past_a_corrupt_record(&records, |k: Key| async move {
-        raw.put_bytes(&k, vec![0xFF, 0x00, 0x13, 0x37]).await.unwrap();
+        raw.put_bytes(&k, vec![0xFF, 0x00, 0x13, 0x37, 0x42])
+            .await
+            .unwrap();
     })
     .await;
+}
+
+/// A listing does not read what an even size says never expires: garbage of such a size is
+/// listed like a record, and reading it says `Corrupt`.
+#[tokio::test]
+async fn garbage_of_an_even_size_is_listed_unread_and_corrupt_when_read() {
+    let records = Records::new(Recording::default());
+    records.put(&Record::new(key("a"), "1")).await.unwrap();
+    records
+        .backend()
+        .put_bytes(&key("b"), vec![0xFF, 0x00, 0x13, 0x37])
+        .await
+        .unwrap();
+    assert_eq!(keys(&records, "*").await, ["a", "b"]);
+    assert_eq!(records.backend().gets.load(Ordering::Relaxed), 0);
+    let e = records.get(&key("b")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
 }
 
 #[tokio::test]
@@ -439,11 +521,11 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
     let records = Records::new(MemoryStore::new());
     let k = key("junk/one");
     records.backend().put_bytes(&k, "{\"json\": true}").await.unwrap();
-    let mut format_2 = vec![0xD5, 2, 0];
-    format_2.extend_from_slice(b"future");
+    let mut format_3 = vec![0xD5, 3, 0];
+    format_3.extend_from_slice(b"future");
     records
         .backend()
-        .put_bytes(&key("junk/two"), format_2)
+        .put_bytes(&key("junk/two"), format_3)
         .await
         .unwrap();
     let corrupt = |r: Result<()>, what: &str, name: &str| {
@@ -455,7 +537,7 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
     corrupt(
         records.get(&key("junk/two")).await.map(drop),
         "get of an unknown format",
-        "unknown format version 2",
+        "unknown format version 3",
     );
     corrupt(
         records.get_many(std::slice::from_ref(&k)).await.map(drop),
@@ -484,14 +566,16 @@ async fn garbage_in_the_backend_is_corrupt_naming_the_key() {
         "wait",
         "junk/one",
     );
+    // The listing reads only junk/two, whose size (9, odd) says it may have an expiry;
+    // junk/one's (14, even) says it has none, so it is listed unread.
     let listed: Vec<Result<Key>> =
         futures::StreamExt::collect(records.list_keys("junk/*").await.unwrap()).await;
-    assert!(
-        listed
-            .iter()
-            .all(|r| r.as_ref().is_err_and(|e| e.kind() == ErrorKind::Corrupt)),
-        "{listed:?}"
-    );
+    match &listed[..] {
+        [Ok(one), Err(two)] if one == &k && two.kind() == ErrorKind::Corrupt => {
+            assert!(two.to_string().contains("junk/two"), "{two}");
+        }
+        other => panic!("{other:?}"),
+    }
     // put overwrites garbage, after which everything works.
     records.put(&Record::new(k.clone(), "fixed")).await.unwrap();
     assert_eq!(records.get(&k).await.unwrap().value, "fixed");
@@ -508,10 +592,12 @@ async fn the_stored_envelope_is_compact_binary() {
         .await
         .unwrap();
     let raw = records.backend().get_bytes(&plain).await.unwrap();
-    assert_eq!(&raw[..], b"\xD5\x01\x00value");
+    assert_eq!(&raw[..], b"\xD5\x02\x00value");
     let raw = records.backend().get_bytes(&timed).await.unwrap();
-    assert_eq!(raw.len(), 3 + 8 + 5);
+    // Header, expiry, a padding byte so that the size is odd (it has an expiry), value.
+    assert_eq!(raw.len(), 3 + 8 + 1 + 5);
     assert_eq!(&raw[3..11], &1_000_000_002u64.to_be_bytes());
+    assert_eq!(&raw[11..], b"\x00value");
     let got = records.get(&timed).await;
     assert!(got.unwrap_err().is_not_found(), "1970 is in the past");
 
