@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use store_cloud::ObjectStoreAdapter;
 use store_cloud::object_store::path::Path;
-use store_cloud::object_store::{ObjectStore, ObjectStoreExt, PutMode};
+use store_cloud::object_store::{ObjectStore, PutMode};
 use store_fs::FsStore;
 
 /// A commit protocol written for `object_store` alone: create the next log entry, or lose.
