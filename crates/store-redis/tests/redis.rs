@@ -479,3 +479,53 @@ async fn two_handles_eight_tasks_250_cas_increments_each_make_2000() {
     );
     common::clean_up(&url, handles[0].options().key_prefix()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_published_while_the_subscription_is_down_is_not_missed() {
+    let Some(url) = common::url("a_change_published_while_the_subscription_is_down") else {
+        return;
+    };
+    let r = records(&url, "resubscribe").await;
+    let prefix = r.options().key_prefix().to_owned();
+    let k = key("flag");
+    let v1 = r.put(&Record::new(k.clone(), "1")).await.unwrap();
+    let waiter = spawn_wait(&r, &k, &v1);
+    // Not a measure: time for the waiter to subscribe, read and park.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In one transaction: drop every subscriber's connection, then write the record with
+    // the store's own script, whose notification therefore reaches nobody. Only the read
+    // after subscribing again can tell the waiter.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let mut raw = common::raw(&url).await;
+    let (): () = redis::pipe()
+        .atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .ignore()
+        .cmd("EVAL")
+        .arg(include_str!("../src/lua/write.lua"))
+        .arg(2)
+        .arg(format!("{prefix}/version"))
+        .arg(format!("{prefix}{k}"))
+        .arg("put")
+        .arg("")
+        .arg(format!("{now:020}"))
+        .arg(format!("{prefix}/changes"))
+        .arg("99999999999999999999")
+        .arg("")
+        .arg("2")
+        .arg(k.as_str())
+        .ignore()
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let woken = waiter
+        .await
+        .unwrap()
+        .expect("a change made while the subscription was down");
+    let current = r.get(&k).await.unwrap();
+    assert_eq!((woken, &current.value[..]), (current.version.clone(), &b"2"[..]));
+    common::clean_up(&url, &prefix).await;
+}
