@@ -3,14 +3,15 @@
 //! An object version is written once and never changed, and its id is never reused, so a
 //! cached `(id, content)` pair can never be stale: if the manifest still names that id,
 //! the cached content *is* the current content. This saves `operate` one read per call
-//! when the same handle updates a name repeatedly (the common, uncontended case).
+//! when the same handle updates a name repeatedly (the common, uncontended case), and a
+//! reader one read when it reads a name again that has not changed.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 /// Contents larger than this are not cached.
-const MAX_CONTENT: usize = 64 * 1024;
+pub(crate) const MAX_CACHED: u64 = 64 * 1024;
 /// Names remembered at most; the cache is emptied when full.
 const MAX_ENTRIES: usize = 256;
 
@@ -32,7 +33,7 @@ impl VersionCache {
     /// Remembers that `name`'s version `id` holds `content`.
     pub(crate) fn put(&self, name: &str, id: &str, content: &Bytes) {
         let mut entries = self.entries.lock();
-        if content.len() > MAX_CONTENT {
+        if content.len() as u64 > MAX_CACHED {
             entries.remove(name);
             return;
         }
@@ -53,7 +54,7 @@ mod tests {
         c.put("a", "1", &Bytes::from("one"));
         assert_eq!(c.get("a", "1").unwrap(), "one");
         assert_eq!(c.get("a", "2"), None);
-        c.put("a", "2", &Bytes::from(vec![0; MAX_CONTENT + 1]));
+        c.put("a", "2", &Bytes::from(vec![0; MAX_CACHED as usize + 1]));
         assert_eq!(c.get("a", "1"), None, "a big version evicts the old one");
         assert_eq!(c.get("a", "2"), None);
         for i in 0..MAX_ENTRIES + 10 {

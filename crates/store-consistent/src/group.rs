@@ -7,7 +7,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use store_core::{Backend, BackendExt, Body, Error, GetOptions, Key, Result, Version};
 
-use crate::cache::VersionCache;
+use crate::cache::{MAX_CACHED, VersionCache};
 use crate::manifest::{DEFAULT_INLINE_LIMIT, INLINE_BUDGET, Manifest, Snapshot};
 use crate::reader::Reader;
 use crate::retry::{RetryPolicy, conflicted};
@@ -184,7 +184,8 @@ impl Group {
 
     /// [`read`](Self::read) without building a [`Reader`]: the snapshot, the id of `name`'s
     /// content (empty if it has none) and the content. Costs one read of the manifest and,
-    /// for a content kept as an object that this group has not cached, one of the object.
+    /// for a content kept as an object that this group has not cached, one of the object
+    /// (which is then cached, up to 64 KiB).
     ///
     /// With `optimistic`, from the manifest this group last wrote or read, if it has one,
     /// without asking the backend (the snapshot is then marked `cached`, and the group's
@@ -197,16 +198,16 @@ impl Group {
         mut optimistic: bool,
     ) -> Result<(Snapshot, Arc<str>, Body)> {
         self.check_name(op, name)?;
-        let mut retries = self.shared.retry.start();
+        let mut retries = None;
         loop {
             let snap = match optimistic.then(|| self.take_cached()).flatten() {
                 Some(snap) => snap,
                 None => self.load().await?,
             };
-            let Some(id) = snap.id(name).map(Arc::clone) else {
+            let Some((id, inline)) = snap.entry(name) else {
                 return Ok((snap, Arc::from(""), Body::Bytes(Bytes::new())));
             };
-            if let Some(content) = snap.inline(name).or_else(|| self.shared.cache.get(name, &id)) {
+            if let Some(content) = inline.or_else(|| self.shared.cache.get(name, &id)) {
                 return Ok((snap, id, Body::Bytes(content)));
             }
             match self
@@ -215,11 +216,20 @@ impl Group {
                 .get(&self.object_key(&id)?, GetOptions::default())
                 .await
             {
+                // Remembered: the version never changes, so it is the content for as long
+                // as the manifest names it.
+                Ok(obj) if obj.meta.size <= MAX_CACHED => {
+                    let content = obj.bytes().await?;
+                    self.shared.cache.put(name, &id, &content);
+                    return Ok((snap, id, Body::Bytes(content)));
+                }
                 Ok(obj) => return Ok((snap, id, obj.body)),
                 // A stale cached manifest: read the current one, at once.
                 Err(e) if e.is_not_found() && snap.cached => optimistic = false,
                 // Replaced meanwhile: its successor is in a newer manifest.
-                Err(e) if e.is_not_found() => conflicted(&mut retries, op, &self.display(name)).await?,
+                Err(e) if e.is_not_found() => {
+                    conflicted(&mut retries, &self.shared.retry, op, &self.display(name)).await?
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -13,13 +13,12 @@
 //! A manifest is written in format 1 when it holds no inline content, else in format 2;
 //! both are read. Any other format number is refused as corrupt.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use store_core::{Error, Key, Result, Version};
 
 /// The manifest format without inline contents.
@@ -51,16 +50,61 @@ pub(crate) struct Entry {
     pub(crate) inline: Option<Bytes>,
 }
 
-/// The stored form (see the module documentation).
-#[derive(Serialize, Deserialize)]
-struct Stored<'a> {
+/// The stored form, as read (see the module documentation).
+#[derive(Deserialize)]
+struct Stored {
     format: u32,
     serial: u64,
     /// Name → id.
-    objects: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    objects: BTreeMap<String, String>,
     /// Id → content, in hex.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    inline: BTreeMap<Cow<'a, str>, String>,
+    #[serde(default)]
+    inline: BTreeMap<String, String>,
+}
+
+/// The stored form of a manifest, as written: the same fields, serialised straight from
+/// the manifest's entries.
+#[derive(Serialize)]
+struct Encoded<'a> {
+    format: u32,
+    serial: u64,
+    objects: Ids<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inline: Option<InlineContents<'a>>,
+}
+
+/// Name → id.
+struct Ids<'a>(&'a BTreeMap<String, Entry>);
+
+impl Serialize for Ids<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, e)| (name, &*e.id)))
+    }
+}
+
+/// Id → inline content, in lower-case hex.
+struct InlineContents<'a>(&'a BTreeMap<String, Entry>);
+
+impl Serialize for InlineContents<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_map(
+            self.0
+                .values()
+                .filter_map(|e| Some((&*e.id, Hex(e.inline.as_ref()?)))),
+        )
+    }
+}
+
+/// Bytes serialised as a string of lower-case hex.
+struct Hex<'a>(&'a [u8]);
+
+impl Serialize for Hex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut text = vec![0; 2 * self.0.len()];
+        // `text` is exactly twice as long as the input, and hex digits are ASCII.
+        let _ = hex::encode_to_slice(self.0, &mut text);
+        s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+    }
 }
 
 impl Manifest {
@@ -70,7 +114,7 @@ impl Manifest {
             key: key.to_string(),
             reason,
         };
-        let stored: Stored<'_> =
+        let stored: Stored =
             serde_json::from_slice(data).map_err(|e| corrupt(format!("manifest is not valid: {e}")))?;
         match stored.format {
             FORMAT if stored.inline.is_empty() => {}
@@ -83,25 +127,23 @@ impl Manifest {
                 "name {name:?} points at a malformed object id {id:?}"
             )));
         }
-        let referenced: BTreeSet<&str> = stored.objects.values().map(|id| &**id).collect();
-        if let Some(id) = stored.inline.keys().find(|id| !referenced.contains(id.as_ref())) {
+        let referenced: BTreeSet<&String> = stored.objects.values().collect();
+        if let Some(id) = stored.inline.keys().find(|id| !referenced.contains(id)) {
             return Err(corrupt(format!("inline content {id:?} belongs to no name")));
         }
         let mut contents = BTreeMap::new();
         for (id, text) in &stored.inline {
             let content = hex::decode(text)
                 .map_err(|e| corrupt(format!("inline content of {id:?} is not hex: {e}")))?;
-            contents.insert(&**id, Bytes::from(content));
+            contents.insert(id.as_str(), Bytes::from(content));
         }
         let objects = stored
             .objects
-            .iter()
+            .into_iter()
             .map(|(name, id)| {
-                let entry = Entry {
-                    id: Arc::from(&**id),
-                    inline: contents.get(&**id).cloned(),
-                };
-                (name.to_string(), entry)
+                let inline = contents.get(id.as_str()).cloned();
+                let id = Arc::from(id);
+                (name, Entry { id, inline })
             })
             .collect();
         Ok(Manifest {
@@ -112,24 +154,32 @@ impl Manifest {
 
     /// The stored form.
     pub(crate) fn encode(&self) -> Bytes {
-        let objects = self
+        let inline = self.objects.values().any(|e| e.inline.is_some());
+        let encoded = Encoded {
+            format: if inline { FORMAT_INLINE } else { FORMAT },
+            serial: self.serial,
+            objects: Ids(&self.objects),
+            inline: inline.then_some(InlineContents(&self.objects)),
+        };
+        // Room for the whole manifest (unless names need escapes): one allocation.
+        let size: usize = self
             .objects
             .iter()
-            .map(|(name, e)| (Cow::from(name.as_str()), Cow::from(&*e.id)))
-            .collect();
-        let inline: BTreeMap<_, _> = self
-            .objects
-            .values()
-            .filter_map(|e| Some((Cow::from(&*e.id), hex::encode(e.inline.as_ref()?))))
-            .collect();
-        let stored = Stored {
-            format: if inline.is_empty() { FORMAT } else { FORMAT_INLINE },
-            serial: self.serial,
-            objects,
-            inline,
-        };
-        // Maps of strings and two integers always serialise.
-        serde_json::to_vec(&stored).unwrap_or_default().into()
+            .map(|(name, e)| name.len() + 2 * e.id.len() + 2 * e.inline.as_ref().map_or(0, Bytes::len) + 12)
+            .sum();
+        let mut out = Vec::with_capacity(64 + size);
+        // Strings and integers always serialise.
+        let _ = serde_json::to_writer(&mut out, &encoded);
+        out.into()
+    }
+
+    /// Gives `name` the content `entry`, returning the one it replaces (in place: no new
+    /// copy of the name).
+    pub(crate) fn set(&mut self, name: &str, entry: Entry) -> Option<Entry> {
+        match self.objects.get_mut(name) {
+            Some(slot) => Some(std::mem::replace(slot, entry)),
+            None => self.objects.insert(name.to_owned(), entry),
+        }
     }
 
     /// Bytes of content kept inline.
@@ -160,10 +210,11 @@ impl Snapshot {
         self.manifest.objects.get(name).map(|e| &e.id)
     }
 
-    /// The content of `name` if the manifest holds it inline (else it is an object, or
-    /// `name` has none).
-    pub(crate) fn inline(&self, name: &str) -> Option<Bytes> {
-        self.manifest.objects.get(name)?.inline.clone()
+    /// The id of `name`'s content and the content itself if the manifest holds it inline
+    /// (else it is an object); `None` if `name` has none.
+    pub(crate) fn entry(&self, name: &str) -> Option<(Arc<str>, Option<Bytes>)> {
+        let entry = self.manifest.objects.get(name)?;
+        Some((Arc::clone(&entry.id), entry.inline.clone()))
     }
 }
 
@@ -175,7 +226,11 @@ pub(crate) fn new_id() -> Arc<str> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    Arc::from(format!("{nanos:016x}-{:016x}", fastrand::u64(..)))
+    let mut text = [b'-'; 33];
+    // 16 hex digits each side of the `-`: the slices are exactly the right length.
+    let _ = hex::encode_to_slice(nanos.to_be_bytes(), &mut text[..16]);
+    let _ = hex::encode_to_slice(fastrand::u64(..).to_be_bytes(), &mut text[17..]);
+    Arc::from(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// When the object with this id was created, if `id` is one of ours.
@@ -244,10 +299,13 @@ mod tests {
             version: None,
             cached: false,
         };
-        assert_eq!(snap.inline("b").unwrap(), &[0, 0x7f, 0xff, b'4'][..]);
-        assert_eq!(snap.id("b"), Some(&small));
-        assert_eq!(snap.inline("a"), None);
-        assert_eq!(snap.inline("c"), None);
+        let (id, inline) = snap.entry("b").unwrap();
+        assert_eq!(
+            (id, inline.unwrap()),
+            (small.clone(), Bytes::from_static(&[0, 0x7f, 0xff, b'4']))
+        );
+        assert_eq!(snap.entry("a").unwrap().1, None);
+        assert_eq!(snap.entry("c"), None);
         assert_eq!(snap.manifest.inline_bytes(), 4);
         let orphan = format!(r#"{{"format":2,"serial":1,"objects":{{}},"inline":{{"{small}":"00"}}}}"#);
         let odd =

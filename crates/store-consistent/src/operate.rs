@@ -51,7 +51,7 @@ impl Group {
         F: FnMut(&[u8]) -> Result<R> + Send,
         R: Into<Bytes>,
     {
-        let mut retries = self.shared.retry.start();
+        let mut retries = None;
         // Each try starts from the group's cached manifest (after a conflict, the one the
         // failed switch read), unless `f` refused a cached content.
         let mut optimistic = true;
@@ -61,9 +61,6 @@ impl Group {
             let (snap, key, old) = self.read_current(name, "operate", optimistic).await?;
             let old = old.bytes().await?;
             let cached = snap.cached;
-            if snap.inline(name).is_none() && !key.is_empty() {
-                self.shared.cache.put(name, &key, &old);
-            }
             let new: Bytes = match f(&old) {
                 Ok(new) => new.into(),
                 // Refusing a content that may be stale is not the answer: `f` decides
@@ -78,7 +75,9 @@ impl Group {
             match self.write_whole(name, &key, new.clone(), snap).await {
                 Ok(()) => return Ok(new),
                 Err(e) if e.is_conflict() && cached && std::mem::take(&mut free_try) => {}
-                Err(e) if e.is_conflict() => conflicted(&mut retries, "operate", &self.display(name)).await?,
+                Err(e) if e.is_conflict() => {
+                    conflicted(&mut retries, &self.shared.retry, "operate", &self.display(name)).await?
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -156,7 +155,7 @@ impl Group {
     where
         F: FnMut(BoxStream<'static, Result<Bytes>>) -> Result<BoxStream<'static, Result<Bytes>>> + Send,
     {
-        let mut retries = self.shared.retry.start();
+        let mut retries = None;
         loop {
             let (snap, reader) = self.read(name, "operate").await?;
             let (key, body) = reader.into_parts();
@@ -174,7 +173,9 @@ impl Group {
             }
             match writer.close().await {
                 Ok(_) => return Ok(()),
-                Err(e) if e.is_conflict() => conflicted(&mut retries, "operate", &self.display(name)).await?,
+                Err(e) if e.is_conflict() => {
+                    conflicted(&mut retries, &self.shared.retry, "operate", &self.display(name)).await?
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -74,9 +74,17 @@ impl RetryPolicy {
     }
 }
 
-/// After a conflicting attempt: sleeps the jittered backoff before the next one, or fails
-/// with [`Error::Contention`] naming `op` and `key` when the attempts are used up.
-pub(crate) async fn conflicted(retries: &mut Retries, op: &'static str, key: &str) -> Result<()> {
+/// After a conflicting attempt of a loop under `policy`: sleeps the jittered backoff before
+/// the next one, or fails with [`Error::Contention`] naming `op` and `key` when the
+/// attempts are used up. `retries` is the loop's [`Retries`], started at its first conflict
+/// (so that an uncontended loop does not read the clock).
+pub(crate) async fn conflicted(
+    retries: &mut Option<Retries>,
+    policy: &RetryPolicy,
+    op: &'static str,
+    key: &str,
+) -> Result<()> {
+    let retries = retries.get_or_insert_with(|| policy.start());
     if retries.wait().await {
         return Ok(());
     }
@@ -112,13 +120,13 @@ mod tests {
 
     #[tokio::test]
     async fn exhaustion_is_contention() {
-        let mut a = RetryPolicy::default()
+        let policy = RetryPolicy::default()
             .with_max_attempts(3)
-            .with_backoff(Duration::ZERO, Duration::ZERO)
-            .start();
-        conflicted(&mut a, "operate", "g/x").await.unwrap();
-        conflicted(&mut a, "operate", "g/x").await.unwrap();
-        let e = conflicted(&mut a, "operate", "g/x").await.unwrap_err();
+            .with_backoff(Duration::ZERO, Duration::ZERO);
+        let mut a = None;
+        conflicted(&mut a, &policy, "operate", "g/x").await.unwrap();
+        conflicted(&mut a, &policy, "operate", "g/x").await.unwrap();
+        let e = conflicted(&mut a, &policy, "operate", "g/x").await.unwrap_err();
         assert!(matches!(e, Error::Contention { attempts: 3, .. }), "{e}");
         assert_eq!(
             e.to_string(),

@@ -28,7 +28,7 @@ impl Group {
         set: &[(&str, Option<Entry>)],
         mut hint: Option<Snapshot>,
     ) -> Result<()> {
-        let mut retries = self.shared.retry.start();
+        let mut retries = None;
         loop {
             let snap = match hint.take() {
                 Some(snap) => snap,
@@ -50,7 +50,7 @@ impl Group {
                 return Ok(());
             }
             if !cached {
-                conflicted(&mut retries, op, &self.display_names(set)).await?;
+                conflicted(&mut retries, &self.shared.retry, op, &self.display_names(set)).await?;
             }
         }
     }
@@ -73,7 +73,7 @@ impl Group {
         let mut replaced = Vec::new();
         for (name, entry) in set {
             let old = match entry {
-                Some(entry) => next.objects.insert((*name).to_owned(), entry.clone()),
+                Some(entry) => next.set(name, entry.clone()),
                 None => next.objects.remove(*name),
             };
             if let Some(Entry { id, inline: None }) = old {

@@ -43,10 +43,13 @@ impl Transaction {
         if let Some(pending) = self.writes.get(name) {
             return Ok(pending.clone());
         }
-        let id = self.snapshot.id(name).map(Arc::clone);
-        self.touched.insert(name.to_owned(), id.clone());
-        let Some(id) = id else { return Ok(None) };
-        if let Some(content) = self.snapshot.inline(name) {
+        let entry = self.snapshot.entry(name);
+        self.touched
+            .insert(name.to_owned(), entry.as_ref().map(|(id, _)| Arc::clone(id)));
+        let Some((id, inline)) = entry else {
+            return Ok(None);
+        };
+        if let Some(content) = inline {
             return Ok(Some(content));
         }
         let backend = &self.group.shared.backend;
@@ -217,7 +220,7 @@ impl Group {
         T: Send,
         F: for<'t> FnMut(&'t mut Transaction) -> BoxFuture<'t, Result<T>> + Send,
     {
-        let mut retries = self.shared.retry.start();
+        let mut retries = None;
         loop {
             let mut tx = self.begin().await?;
             let outcome = match f(&mut tx).await {
@@ -226,7 +229,9 @@ impl Group {
             };
             match outcome {
                 Ok(value) => return Ok(value),
-                Err(e) if e.is_conflict() => conflicted(&mut retries, "transaction", self.name()).await?,
+                Err(e) if e.is_conflict() => {
+                    conflicted(&mut retries, &self.shared.retry, "transaction", self.name()).await?
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -73,6 +73,22 @@ async fn an_uncontended_update_is_one_conditional_put_when_small_and_two_puts_wh
 }
 
 #[tokio::test]
+async fn a_reader_reads_an_unchanged_object_version_once() {
+    let (store, faulty, g) = setup();
+    let writer = Group::new(store.clone(), "g").unwrap();
+    writer.operate("large", |_| Ok(vec![1; 1024])).await.unwrap();
+    let before = counts(&faulty);
+    for _ in 0..3 {
+        assert_eq!(
+            g.reader("large").await.unwrap().bytes().await.unwrap(),
+            vec![1; 1024]
+        );
+    }
+    // The manifest each time, the object version once.
+    assert_eq!(calls_since(&faulty, &before), [(FaultOp::Get, 4)]);
+}
+
+#[tokio::test]
 async fn the_inline_limit_keeps_larger_contents_in_the_manifest() {
     let (store, faulty, g) = setup();
     assert_eq!(g.inline_limit(), DEFAULT_INLINE_LIMIT);
