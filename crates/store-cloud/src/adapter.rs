@@ -71,7 +71,7 @@ const STORE: &str = "ObjectStoreAdapter";
 /// - **Multipart puts** stream through the backend's [`writer`](Backend::writer): parts
 ///   are appended in the order `put_part` is called (each part's future completes once it
 ///   is written), and `complete` commits atomically; `abort` (or dropping the upload)
-///   leaves nothing behind. [`object_store::MultipartStore`] (parts by index, out of order)
+///   leaves nothing behind. [`object_store::multipart::MultipartStore`] (parts by index, out of order)
 ///   is not offered.
 /// - **Attributes and tags** are refused with `NotImplemented` when given: backends store
 ///   bytes and versions only.

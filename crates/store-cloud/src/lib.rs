@@ -67,7 +67,9 @@
 //! also stores a random 128-bit *write id* in the object's user metadata
 //! (`x-amz-meta-store-write-id`), and a [`Version`](store_core::Version) is
 //! `"<write id>~<object version id>~<etag>"`. Versions therefore never repeat for a key,
-//! also across delete and re-create. User data is stored unmodified.
+//! also across delete and re-create. User data is stored unmodified. For a store whose
+//! ETags never repeat, [`CloudSettings::write_ids`] can be turned off: a version is then
+//! the ETag alone (see *Listing and versions* below for when that is right).
 //!
 //! **Conditional puts.** `Create` is a PUT with `If-None-Match: *`; `Update(v)` first reads
 //! the current version (HEAD) and fails with `Conflict` unless it is exactly `v`, write id
@@ -94,6 +96,10 @@
 //! on a server that ignores conditions every `Create`/`Update` is refused with `Unsupported`
 //! rather than silently turned into an overwrite.
 //!
+//! **Range reads** are one GET: its reply carries the object's size, ETag and write id
+//! with the bytes, so a range and its version always belong to one object. A range that
+//! starts at the end of the object or past it (which servers refuse) is settled by a HEAD.
+//!
 //! **Streaming writes.** A writer buffers up to [`CloudSettings::multipart_threshold`]
 //! (8 MiB) and then, for an `Overwrite`, switches to a multipart upload whose parts upload
 //! while you write; `close` completes it (the object appears atomically), `abort` or drop
@@ -112,9 +118,49 @@
 //!
 //! **Listing** runs under the deepest whole segment of the prefix with `start_after` pushed
 //! down to the server (`list_with_offset`; in the nested layout it is collected, sorted and
-//! filtered here instead), filters the rest, and reads each listed object's
-//! version with a HEAD (a listing does not carry user metadata); those run
-//! [`CloudSettings::list_concurrency`] at a time, order kept.
+//! filtered here instead) and filters the rest: one LIST request per page of 1,000 keys.
+//!
+//! # Listing and versions
+//!
+//! A listing (S3's ListObjectsV2, which object_store uses for every provider) carries each
+//! object's key, size, modification time and ETag — not its user metadata, and not its
+//! object version id. What a listed [`Meta`](store_core::Meta)'s version costs follows:
+//!
+//! | settings | listed version | requests per listed object |
+//! |---|---|---|
+//! | write ids on (default), [`ListOptions::keys_only`](store_core::ListOptions::keys_only) | [`Version::empty`](store_core::Version::empty) (matches nothing) | none |
+//! | write ids off | the ETag: equal to what `head`, `get` and puts report | none |
+//! | write ids on, versions wanted | the full version, from a HEAD per object ([`CloudSettings::list_concurrency`] at a time, order kept) | one HEAD |
+//!
+//! Callers that need keys and sizes only say so with `keys_only`; `BackendExt::list_keys`
+//! and `store-record`'s listings do, and list at the cost of the pages alone.
+//!
+//! No scheme gives never-repeating versions visible in an S3 listing through object_store
+//! without a request per object: the ETag is a content hash (it repeats when bytes are
+//! written again), the modification time has one-second resolution (A, B, A within one
+//! second repeats it), the write id lives in user metadata that listings omit, the S3
+//! version id of a versioned bucket is missing from ListObjectsV2 (object_store does not
+//! offer ListObjectVersions), and carrying the write id in the object's name would make
+//! each write two objects, with no atomic replace and no conditional put on one name.
+//! Making the content unique would change user data. Per provider:
+//!
+//! - **Amazon S3, MinIO, R2 and other S3-compatible servers**: ETags are MD5-based and
+//!   repeat, so keep write ids on; a listing that wants versions costs a HEAD per object,
+//!   one with `keys_only` does not.
+//! - **SeaweedFS**: as S3 (MD5 ETags), with [`Layout::Nested`]; its listing is collected and
+//!   sorted here before the first key is handed on.
+//! - **Google Cloud Storage**: object_store uses its XML API, whose ETag is the content's
+//!   MD5 (it repeats) and whose listing carries no generation, while a conditional put needs
+//!   the generation (`x-goog-if-generation-match`, read by HEAD or GET). Keep write ids on:
+//!   listing with versions costs a HEAD per object, with `keys_only` nothing.
+//! - **Azure Blob Storage**: the ETag changes with every write (it is not a content hash) and
+//!   is in the listing, and a conditional put is `If-Match` on it. Turning write ids off
+//!   makes every listed version the full version at no request per object. The price: a
+//!   conditional put whose reply was lost can no longer be recognised as ours (its error
+//!   says the outcome is unknown, with no resolver), and blob version ids are left out of
+//!   versions.
+//! - **`ObjectStoreAdapter`** over one of our backends: its ETag is that backend's version,
+//!   which never repeats, so write ids off is right, as for Azure.
 //!
 //! **Watch** polls HEAD with exponential backoff ([`CloudSettings::watch_backoff`], 5 ms
 //! doubling to 1 s by default): a change is noticed within about one second at worst, at

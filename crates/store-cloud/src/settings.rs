@@ -25,21 +25,23 @@ pub struct CloudSettings {
     /// be made conditional through object_store; past this size it fails with
     /// `InvalidInput` instead of silently losing its condition. Default 256 MiB.
     pub conditional_buffer_limit: usize,
-    /// HEAD requests in flight while listing (each listed object's version needs one).
-    /// Default 16.
+    /// HEAD requests in flight while listing with write ids on and versions wanted (each
+    /// listed object's version then needs one; see the crate docs on listing). Default 16.
     pub list_concurrency: usize,
     /// How keys map to object names and how listings are ordered. Default [`Layout::Flat`].
     pub layout: Layout,
     /// Polling backoff of `watch`: a change is noticed within `watch_backoff.max` at worst.
     /// Default: 5 ms doubling up to 1 s.
     pub watch_backoff: Backoff,
-    /// Whether every write stores a random write id in the object's metadata (see
-    /// [`CloudStore`](crate::CloudStore)'s docs on versions). Default `true`: S3's ETags are
-    /// content hashes and repeat, so the write id is what keeps versions unique. Turn it
-    /// off only for an object store whose ETag names one write and never repeats — such as
-    /// [`ObjectStoreAdapter`](crate::ObjectStoreAdapter), which stores no metadata. Without
-    /// write ids, a conditional write whose reply was lost cannot be recognised as our own,
-    /// so its error says the outcome is unknown instead of settling it.
+    /// Whether every write stores a random write id in the object's metadata (see the
+    /// [crate docs](crate) on versions and listing). Default `true`: S3's, SeaweedFS' and
+    /// GCS' ETags are content hashes and repeat, so the write id is what keeps versions
+    /// unique. Turn it off only for an object store whose ETag names one write and never
+    /// repeats — Azure Blob Storage, or [`ObjectStoreAdapter`](crate::ObjectStoreAdapter),
+    /// which stores no metadata. A version is then the ETag alone, which every listing
+    /// carries, so a listing costs no request per object. Without write ids, a conditional
+    /// write whose reply was lost cannot be recognised as our own, so its error says the
+    /// outcome is unknown instead of settling it.
     pub write_ids: bool,
 }
 
