@@ -54,11 +54,32 @@
 //! ([`Fault::LostReply`]: the write was applied, the reply lost), and listings can fail
 //! mid-stream ([`FaultOp::ListItem`]).
 //! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.
+//!
+//! [`linearizability()`] checks a backend for linearizability under concurrency and faults:
+//! `K` clients make a seeded random mix of calls on a few hot keys through a
+//! [`history::Recorder`], optionally with [`Faulty`] faults, and the recorded history is
+//! checked against a versioned register per key ([`linearizability::check`]). A failure
+//! prints the operations that cannot be ordered and the seed that replays the schedule:
+//!
+//! ```no_run
+//! // tests/linearizability.rs of your backend crate
+//! use store_testkit::linearizability::Config;
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+//! async fn memory_store_is_linearizable() {
+//!     let config = Config::default().with_random_faults(0.05);
+//!     store_testkit::linearizability(|| async { store_memory::MemoryStore::new() }, config).await;
+//! }
+//! ```
 
 pub mod backend;
 pub mod committable;
 mod faulty;
+pub mod history;
+pub mod linearizability;
 pub mod prop;
+mod recorder;
 pub mod records;
 
 pub use faulty::{Fault, FaultOp, Faulty, Rule};
+pub use linearizability::linearizability;

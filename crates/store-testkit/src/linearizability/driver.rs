@@ -1,0 +1,437 @@
+//! The driver: `K` clients making a seeded random mix of calls on a few hot keys.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::StreamExt;
+use store_core::{Backend, DeleteOptions, GetOptions, Key, ListOptions, PutMode, PutOptions, Version};
+
+use super::{Checked, check};
+use crate::history::{History, Recorder, Recording};
+use crate::{Fault, FaultOp, Faulty, Rule};
+
+/// How often each call is chosen, as relative weights (0 = never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mix {
+    /// `put` that overwrites.
+    pub put: u32,
+    /// `put` with `Create`.
+    pub create: u32,
+    /// `put` with `Update` from the last version the client saw.
+    pub update: u32,
+    /// A streaming writer (overwrite, create or update), closed after two chunks.
+    pub writer: u32,
+    /// `delete`.
+    pub delete: u32,
+    /// `delete` if at the last version the client saw.
+    pub delete_if: u32,
+    /// `get`.
+    pub get: u32,
+    /// `head`.
+    pub head: u32,
+    /// A listing of the hot keys' prefix.
+    pub list: u32,
+    /// `watch` from the last version the client saw, cut short after
+    /// [`Config::watch_timeout`].
+    pub watch: u32,
+}
+
+impl Default for Mix {
+    /// Every call: mostly conditional writes and reads, some deletes, listings and watches.
+    fn default() -> Self {
+        Mix {
+            put: 10,
+            create: 8,
+            update: 20,
+            writer: 2,
+            delete: 4,
+            delete_if: 4,
+            get: 20,
+            head: 8,
+            list: 6,
+            watch: 4,
+        }
+    }
+}
+
+impl Mix {
+    /// The calls a [`RecordStore`](store_core::RecordStore) seen through
+    /// [`RecordsAsBackend`](super::RecordsAsBackend) answers: no conditional delete.
+    pub fn records() -> Mix {
+        Mix {
+            delete_if: 0,
+            ..Mix::default()
+        }
+    }
+
+    fn weights(&self) -> [u32; 10] {
+        [
+            self.put,
+            self.create,
+            self.update,
+            self.writer,
+            self.delete,
+            self.delete_if,
+            self.get,
+            self.head,
+            self.list,
+            self.watch,
+        ]
+    }
+}
+
+/// What the driver does: how many clients, how many calls on how many keys, which faults.
+///
+/// `Config::default()` is sized for an ordinary `cargo test`: 4 clients, 2,000 calls on 3
+/// keys. With `STORE_DEEP=1` in the environment (as `cargo xtask test --deep` sets) it is 8
+/// clients and 20,000 calls.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Seeds each client's choice of calls, keys and put modes: the same seed replays the
+    /// same schedule of calls (the timing, and so the results, vary).
+    pub seed: u64,
+    /// Concurrent clients (tasks), each making one call at a time.
+    pub clients: usize,
+    /// Calls in all, shared out between the clients.
+    pub ops: usize,
+    /// Hot keys, `<prefix>k0`, `<prefix>k1`, ….
+    pub keys: usize,
+    /// The prefix of the hot keys, which listings list.
+    pub prefix: String,
+    /// How often each call is chosen.
+    pub mix: Mix,
+    /// Faults injected by a [`Faulty`] between the recorder and each backend (their
+    /// probabilities are what makes them random). Released when the clients are done.
+    pub faults: Vec<Rule>,
+    /// A call still running after this long is dropped; its outcome stays unknown.
+    pub op_timeout: Duration,
+    /// A watch that has seen no change after this long is dropped.
+    pub watch_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let deep = std::env::var("STORE_DEEP").is_ok_and(|v| v == "1");
+        Config {
+            seed: 1,
+            clients: if deep { 8 } else { 4 },
+            ops: if deep { 20_000 } else { 2_000 },
+            keys: 3,
+            prefix: "lin/".into(),
+            mix: Mix::default(),
+            faults: Vec::new(),
+            op_timeout: Duration::from_secs(10),
+            watch_timeout: Duration::from_millis(20),
+        }
+    }
+}
+
+impl Config {
+    /// With this seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// With this many concurrent clients.
+    pub fn with_clients(mut self, clients: usize) -> Self {
+        self.clients = clients.max(1);
+        self
+    }
+
+    /// With this many calls in all.
+    pub fn with_ops(mut self, ops: usize) -> Self {
+        self.ops = ops;
+        self
+    }
+
+    /// With the number of calls scaled by `factor` (for slow backends: `0.25`).
+    pub fn scaled(mut self, factor: f64) -> Self {
+        self.ops = (self.ops as f64 * factor).ceil() as usize;
+        self
+    }
+
+    /// With this many hot keys.
+    pub fn with_keys(mut self, keys: usize) -> Self {
+        self.keys = keys.max(1);
+        self
+    }
+
+    /// With the hot keys under this prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// With this mix of calls.
+    pub fn with_mix(mut self, mix: Mix) -> Self {
+        self.mix = mix;
+        self
+    }
+
+    /// With this fault added.
+    pub fn with_fault(mut self, rule: Rule) -> Self {
+        self.faults.push(rule);
+        self
+    }
+
+    /// With a fraction `p` (0.0 to 1.0) of calls hit by a fault: writes refused before
+    /// they are sent, writes applied whose reply is lost (some resolvable), reads that fail,
+    /// listings cut short, and latency.
+    pub fn with_random_faults(mut self, p: f64) -> Self {
+        let slow = Fault::Latency(Duration::from_millis(2));
+        let writes = [FaultOp::Put, FaultOp::Delete, FaultOp::WriterClose];
+        for op in writes {
+            self.faults.extend([
+                Rule::new(op, Fault::Refused).with_probability(p / 4.0),
+                Rule::new(op, Fault::LostReply).with_probability(p / 4.0),
+                Rule::new(op, Fault::LostReplyResolvable).with_probability(p / 4.0),
+                Rule::new(op, slow.clone()).with_probability(p / 4.0),
+            ]);
+        }
+        for op in [FaultOp::Get, FaultOp::Head, FaultOp::Watch] {
+            self.faults.extend([
+                Rule::new(op, Fault::FailRetryable).with_probability(p / 2.0),
+                Rule::new(op, slow.clone()).with_probability(p / 2.0),
+            ]);
+        }
+        self.faults
+            .push(Rule::new(FaultOp::ListItem, Fault::FailRetryable).with_probability(p / 4.0));
+        self
+    }
+
+    /// With a fraction `p` of puts, deletes and gets stalled until the driver gives up on
+    /// them after `after` (their outcome then stays unknown).
+    pub fn with_stalls(mut self, p: f64, after: Duration) -> Self {
+        for op in [FaultOp::Put, FaultOp::Delete, FaultOp::Get] {
+            self.faults.push(Rule::new(op, Fault::Hang).with_probability(p));
+        }
+        self.op_timeout = after;
+        self
+    }
+
+    fn key(&self, i: usize) -> Key {
+        Key::new(format!("{}k{i}", self.prefix)).expect("the hot keys are valid keys")
+    }
+}
+
+/// A driven and checked run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Run {
+    /// What the clients did.
+    pub history: History,
+    /// What the check covered.
+    pub checked: Checked,
+    /// How long the clients took.
+    pub driven: Duration,
+    /// How long the check took.
+    pub checking: Duration,
+}
+
+/// Drives a fresh, empty backend from `factory` with `config`'s clients, checks the history,
+/// and panics with the counterexample and the seed if it is not linearizable.
+///
+/// ```no_run
+/// // tests/linearizability.rs of your backend crate
+/// use store_testkit::linearizability::Config;
+///
+/// #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+/// async fn memory_store_is_linearizable() {
+///     let config = Config::default().with_random_faults(0.05);
+///     store_testkit::linearizability(|| async { store_memory::MemoryStore::new() }, config).await;
+/// }
+/// ```
+pub async fn linearizability<F, Fut, B>(factory: F, config: Config) -> Run
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = B>,
+    B: Backend,
+{
+    let backend: Arc<dyn Backend> = Arc::new(factory().await);
+    let started = Instant::now();
+    let history = drive(&[backend], &config).await;
+    let driven = started.elapsed();
+    let started = Instant::now();
+    let checked = match check(&history) {
+        Ok(checked) => checked,
+        Err(violation) => panic!(
+            "seed {} ({} clients, {} calls): {violation}\nreplay with Config::default().with_seed({})",
+            config.seed, config.clients, config.ops, config.seed
+        ),
+    };
+    let checking = started.elapsed();
+    eprintln!(
+        "linearizability: seed {}: {} calls by {} clients, {} operations on {} keys checked in {checking:.1?}",
+        config.seed,
+        history.len(),
+        config.clients,
+        checked.ops,
+        checked.keys
+    );
+    Run {
+        history,
+        checked,
+        driven,
+        checking,
+    }
+}
+
+/// Runs `config`'s clients against `backends` (client `c` uses `backends[c % len]`, so
+/// several handles on one store, say in two processes, are driven together) and returns
+/// what they did. Every backend must start empty of the hot keys.
+pub async fn drive(backends: &[Arc<dyn Backend>], config: &Config) -> History {
+    assert!(!backends.is_empty(), "drive needs at least one backend");
+    let recording = Recording::new();
+    let faulty: Vec<Faulty<Arc<dyn Backend>>> = backends.iter().map(|b| Faulty::new(Arc::clone(b))).collect();
+    for f in &faulty {
+        for rule in &config.faults {
+            f.inject(rule.clone());
+        }
+    }
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..config.clients {
+        let backend: Arc<dyn Backend> = Arc::new(faulty[c % faulty.len()].clone());
+        let client = Client {
+            store: recording.shared_backend(backend, c),
+            rng: fastrand::Rng::with_seed(config.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ c as u64),
+            seen: HashMap::new(),
+            config: config.clone(),
+            id: c,
+        };
+        let ops = config.ops / config.clients + usize::from(c < config.ops % config.clients);
+        clients.spawn(client.run(ops));
+    }
+    while let Some(done) = clients.join_next().await {
+        if let Err(e) = done
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+    for f in &faulty {
+        f.release();
+    }
+    recording.history()
+}
+
+/// One client: its own random choices, and the last version it saw of each key.
+struct Client {
+    store: Recorder<dyn Backend>,
+    rng: fastrand::Rng,
+    seen: HashMap<usize, Option<Version>>,
+    config: Config,
+    id: usize,
+}
+
+impl Client {
+    async fn run(mut self, ops: usize) {
+        let weights = self.config.mix.weights();
+        let total: u32 = weights.iter().sum();
+        assert!(total > 0, "the mix chooses no call");
+        for n in 0..ops {
+            let mut pick = self.rng.u32(0..total);
+            let call = weights
+                .iter()
+                .position(|&w| {
+                    let hit = pick < w;
+                    pick = pick.saturating_sub(w);
+                    hit
+                })
+                .expect("a call is chosen");
+            let k = self.rng.usize(0..self.config.keys);
+            let value = Bytes::from(format!("s{}-c{}-{n}", self.config.seed, self.id));
+            let limit = if call == 9 {
+                self.config.watch_timeout
+            } else {
+                self.config.op_timeout
+            };
+            let _ = tokio::time::timeout(limit, self.call(call, k, value)).await;
+        }
+    }
+
+    /// The version to update or delete from: the last one seen, or one no backend made.
+    fn base_version(&self, k: usize) -> Version {
+        self.seen
+            .get(&k)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| Version::parse("never-written"))
+    }
+
+    fn mode(&mut self, k: usize) -> PutMode {
+        match self.rng.u8(0..3) {
+            0 => PutMode::Overwrite,
+            1 => PutMode::Create,
+            _ => PutMode::Update(self.base_version(k)),
+        }
+    }
+
+    async fn call(&mut self, call: usize, k: usize, value: Bytes) {
+        let key = self.config.key(k);
+        let store = &self.store;
+        let seen = match call {
+            0..=2 => {
+                let mode = match call {
+                    0 => PutMode::Overwrite,
+                    1 => PutMode::Create,
+                    _ => PutMode::Update(self.base_version(k)),
+                };
+                let opts = PutOptions::default().with_mode(mode);
+                store.put(&key, value, opts).await.map(|m| Some(m.version))
+            }
+            3 => {
+                let opts = PutOptions::default().with_mode(self.mode(k));
+                let store = &self.store;
+                let write = async {
+                    let mut w = store.writer(&key, opts).await?;
+                    let half = value.len() / 2;
+                    w.write(value.slice(..half)).await?;
+                    w.write(value.slice(half..)).await?;
+                    w.close().await
+                };
+                write.await.map(|m| Some(m.version))
+            }
+            4 | 5 => {
+                let mut opts = DeleteOptions::default();
+                if call == 5 {
+                    opts = opts.with_if_match(self.base_version(k));
+                }
+                store.delete(&key, opts).await.map(|()| None)
+            }
+            6 => store
+                .get(&key, GetOptions::default())
+                .await
+                .map(|o| Some(o.meta.version)),
+            7 => store.head(&key).await.map(|m| Some(m.version)),
+            8 => {
+                let opts = ListOptions::default().with_prefix(self.config.prefix.clone());
+                let mut items = store.list(opts);
+                while let Some(Ok(meta)) = items.next().await {
+                    if let Some(i) = (0..self.config.keys).find(|&i| self.config.key(i) == meta.key) {
+                        self.seen.insert(i, Some(meta.version));
+                    }
+                }
+                return;
+            }
+            _ => {
+                let from = self.seen.get(&k).cloned().flatten();
+                store.watch(&key, from.as_ref()).await
+            }
+        };
+        match seen {
+            Ok(v) => {
+                self.seen.insert(k, v);
+            }
+            Err(e) if e.is_not_found() => {
+                self.seen.insert(k, None);
+            }
+            Err(_) => {}
+        }
+    }
+}
