@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt, join_all};
+use futures::future::{FutureExt, join_all};
 use futures::stream::{FuturesUnordered, StreamExt};
 use store_core::{Backend, BackendExt, Error, Key, Meta, MultiError, PutMode, Result, Version};
 use tokio::runtime::Handle;
@@ -22,14 +22,15 @@ use crate::mode::WriteMode;
 use crate::report::{Outcome, Settlement, WriteReport};
 use crate::view::View;
 
-/// One backend's commit: its `put` of the whole object, or its writer's `close`. Owned, so
-/// that the commits a quorum write does not wait for can finish in the background.
-pub(crate) type Commit = BoxFuture<'static, Result<Meta>>;
-
-/// Backend `backend`'s `put` of the whole object, as a [`Commit`].
-pub(crate) fn put(backend: &Arc<dyn Backend>, key: &Key, data: Bytes, mode: PutMode) -> Commit {
+/// Backend `backend`'s `put` of the whole object, as a commit for [`Phase::commit`].
+pub(crate) fn put(
+    backend: &Arc<dyn Backend>,
+    key: &Key,
+    data: Bytes,
+    mode: PutMode,
+) -> impl Future<Output = Result<Meta>> + Send + 'static {
     let (backend, key) = (Arc::clone(backend), key.clone());
-    Box::pin(async move { (*backend).put(&key, data, mode.into()).await })
+    async move { (*backend).put(&key, data, mode.into()).await }
 }
 
 /// The mode each backend's own write gets, from the put mode given to the fan-out.
@@ -104,7 +105,9 @@ impl Phase {
         let guard = shared.locks.lock(key).await;
         let (known, unchecked) = match mode {
             PutMode::Overwrite => (Vec::new(), Vec::new()),
-            _ => check(shared, key, &mode, live).await?,
+            // Boxed, as every path that is not an unconditional write's: the common
+            // write's future stays small.
+            _ => Box::pin(check(shared, key, &mode, live)).await?,
         };
         let phase = Phase {
             shared: Arc::clone(shared),
@@ -116,8 +119,11 @@ impl Phase {
         Ok((phase, unchecked))
     }
 
-    /// Runs `commits` (backend index, commit) all at once, with `failed` the backends that
-    /// dropped out before, and judges them by the write mode:
+    /// Runs `commits` (backend index, commit: its `put`, or its writer's `close`) all at
+    /// once, with `failed` the backends that dropped out before, and judges them by the
+    /// write mode. The commits are owned, so that those a quorum write does not wait for
+    /// can finish in the background.
+    ///
     /// - `All` / `BestEffort`: waits for every commit; succeeds if every one / at least one
     ///   committed.
     /// - `Quorum`: returns as soon as a majority committed. The others keep committing in a
@@ -126,12 +132,15 @@ impl Phase {
     ///
     /// Too few commits is an error listing every failure, after a failed `Create` is rolled
     /// back. Tolerated failures are in the report and the failure log.
-    pub(crate) async fn commit(
+    pub(crate) async fn commit<F>(
         self,
         size: u64,
-        commits: Vec<(usize, Commit)>,
+        commits: Vec<(usize, F)>,
         failed: Vec<(usize, Error)>,
-    ) -> Result<WriteReport> {
+    ) -> Result<WriteReport>
+    where
+        F: Future<Output = Result<Meta>> + Send + 'static,
+    {
         let n = self.shared.backends.len();
         let required = self.shared.mode.required(n);
         let mut tally = Tally {
@@ -139,24 +148,29 @@ impl Phase {
             committed: 0,
             errors: failed,
         };
-        let mut running: FuturesUnordered<_> = commits
-            .into_iter()
-            .map(|(i, commit)| commit.map(move |r| (i, r)))
-            .collect();
-        let quorum = self.shared.mode == WriteMode::Quorum;
-        while let Some((i, r)) = running.next().await {
-            tally.record(i, r);
-            if quorum && tally.committed >= required {
-                break;
+        let commits = commits.into_iter().map(|(i, commit)| commit.map(move |r| (i, r)));
+        let mut running = None;
+        if self.shared.mode == WriteMode::Quorum {
+            let mut set: FuturesUnordered<_> = commits.collect();
+            while let Some((i, r)) = set.next().await {
+                tally.record(i, r);
+                if tally.committed >= required {
+                    break;
+                }
             }
-        }
-        // The commits that can answer at once count too: only slow ones are left running.
-        while let Some(Some((i, r))) = running.next().now_or_never() {
-            tally.record(i, r);
+            // The commits that can answer at once count too: only slow ones are left running.
+            while let Some(Some((i, r))) = set.next().now_or_never() {
+                tally.record(i, r);
+            }
+            running = Some(set).filter(|set| !set.is_empty());
+        } else {
+            for (i, r) in join_all(commits).await {
+                tally.record(i, r);
+            }
         }
         if tally.committed < required {
             // Nothing is left running: only a quorum met stops the loop early.
-            return Err(self.fail(tally).await);
+            return Err(Box::pin(self.fail(tally)).await);
         }
         let Tally {
             mut outcomes, errors, ..
@@ -168,14 +182,14 @@ impl Phase {
             version: Version::empty(),
             modified,
         };
-        if running.is_empty() {
+        let Some(running) = running else {
             let version = settled_version(&self.shared, &self.key, &outcomes, &self.known).await;
             return Ok(WriteReport {
                 meta: Meta { version, ..meta },
                 outcomes,
                 settled: None,
             });
-        }
+        };
         // Quorum met with backends still committing: return now, let them finish.
         let meta = Meta {
             version: composite::encode(&parts(&outcomes, &self.known)),
@@ -187,7 +201,7 @@ impl Phase {
             outcomes: outcomes.clone(),
             settled: Some(rx),
         };
-        let finish = self.finish(meta, outcomes, running, tx);
+        let finish = Box::pin(self.finish(meta, outcomes, running, tx));
         match Handle::try_current() {
             Ok(rt) => drop(rt.spawn(finish)),
             // No runtime to hand the slow backends to: finish them here.
@@ -355,13 +369,15 @@ async fn settled_version(shared: &Shared, key: &Key, outcomes: &[Outcome], known
     let unknown: Vec<usize> = (0..comps.len())
         .filter(|&i| comps[i] == Component::Unknown)
         .collect();
-    let heads = join_all(unknown.iter().map(|&i| (*shared.backends[i]).head(key))).await;
-    for (i, h) in unknown.into_iter().zip(heads) {
-        comps[i] = match h {
-            Ok(m) => Component::Present(m.version),
-            Err(e) if e.is_not_found() => Component::Absent,
-            Err(_) => Component::Unknown,
-        };
+    if !unknown.is_empty() {
+        let heads = Box::pin(join_all(unknown.iter().map(|&i| (*shared.backends[i]).head(key)))).await;
+        for (i, h) in unknown.into_iter().zip(heads) {
+            comps[i] = match h {
+                Ok(m) => Component::Present(m.version),
+                Err(e) if e.is_not_found() => Component::Absent,
+                Err(_) => Component::Unknown,
+            };
+        }
     }
     composite::encode(&comps)
 }

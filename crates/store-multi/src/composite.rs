@@ -9,6 +9,8 @@
 //! Because every component is a version its backend never reuses, a composite is never
 //! reused either, and comparing composites compares every copy at once.
 
+use std::fmt::Write as _;
+
 use store_core::Version;
 
 /// The state of one backend's copy, as recorded in a composite version.
@@ -43,11 +45,19 @@ pub(crate) fn encode(components: &[Component]) -> Version {
         match c {
             Component::Present(v) => {
                 out.push('+');
-                for ch in v.to_string().chars() {
-                    if ch == '|' || ch == '\\' {
-                        out.push('\\');
+                match v.as_u64() {
+                    // Digits need no escaping (and no text of their own).
+                    Some(n) => {
+                        let _ = write!(out, "{n}");
                     }
-                    out.push(ch);
+                    None => {
+                        for ch in v.to_string().chars() {
+                            if ch == '|' || ch == '\\' {
+                                out.push('\\');
+                            }
+                            out.push(ch);
+                        }
+                    }
                 }
             }
             Component::Absent => out.push('-'),

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use futures::future::join_all;
+use futures::future::{BoxFuture, join_all};
 use store_core::{Error, Key, Meta, MultiError, ObjectWriter, PutMode, PutOptions, Result};
 
-use crate::commit::{self, Commit, Phase};
+use crate::commit::{self, Phase};
 use crate::fan_out::Shared;
 use crate::report::WriteReport;
 
@@ -271,16 +271,14 @@ impl FanOutWriter {
         }
         self.enforce().await?;
         let body = join_chunks(std::mem::take(&mut self.buffer), self.written);
-        let mut commits: Vec<(usize, Commit)> = Vec::new();
+        let mut commits: Vec<(usize, BoxFuture<'static, Result<Meta>>)> = Vec::new();
         let mut failed = Vec::new();
         for (i, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
             match slot {
                 Slot::Live(w) => commits.push((i, w.close())),
                 Slot::Buffered(mode) => {
-                    commits.push((
-                        i,
-                        commit::put(&self.shared.backends[i], &self.key, body.clone(), mode),
-                    ));
+                    let put = commit::put(&self.shared.backends[i], &self.key, body.clone(), mode);
+                    commits.push((i, Box::pin(put)));
                 }
                 Slot::Failed(e) => failed.push((i, e)),
                 Slot::Aborted => {}
