@@ -122,9 +122,9 @@
 //!
 //! # Listing and versions
 //!
-//! A listing (S3's ListObjectsV2, which object_store uses for every provider) carries each
-//! object's key, size, modification time and ETag — not its user metadata, and not its
-//! object version id. What a listed [`Meta`](store_core::Meta)'s version costs follows:
+//! A listing as object_store requests it (S3's ListObjectsV2, the same XML listing on GCS,
+//! List Blobs on Azure) carries each object's key, size, modification time and ETag — not
+//! its user metadata, and not its object version id or generation. What a listed [`Meta`](store_core::Meta)'s version costs follows:
 //!
 //! | settings | listed version | requests per listed object |
 //! |---|---|---|
