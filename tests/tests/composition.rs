@@ -41,7 +41,8 @@ async fn replica_over_multi_meets_the_backend_contract() {
     store_testkit::backend::run_all(|| async {
         Replica::new(vec![multi(WriteMode::All), mem()], vec![mem()], 64).expect("replica")
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -54,7 +55,8 @@ async fn multi_over_replicas_meets_the_backend_contract() {
             .build()
             .expect("multi")
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

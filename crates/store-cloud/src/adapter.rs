@@ -358,19 +358,30 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         let mut objects = Vec::new();
         let mut common_prefixes = Vec::new();
         let mut start_after: Option<String> = None;
+        // The common prefix last found: a listing restarted after it may still meet keys
+        // below it that sort after the restart point (`dir/` followed by `char::MAX`).
+        let mut last_dir: Option<String> = None;
         'listings: loop {
             let mut opts = ListOptions::default().with_prefix(base.clone());
             opts.start_after = start_after.take();
             let mut entries = self.inner.list(opts);
             while let Some(meta) = entries.try_next().await.map_err(|e| os_error(e, &base))? {
+                if last_dir
+                    .as_deref()
+                    .is_some_and(|d| meta.key.as_str().starts_with(d))
+                {
+                    continue;
+                }
                 let rest = &meta.key.as_str()[base.len()..];
                 match rest.split_once('/') {
                     None => objects.push(object_meta(&meta, path_of(&meta.key)?)),
                     Some((dir, _)) => {
                         let dir = format!("{base}{dir}");
                         common_prefixes.push(Path::parse(&dir)?);
-                        // Every key below `dir/` sorts before this one: go on after them.
+                        // Every key below `dir/` sorts before this one, but for keys that
+                        // continue past `char::MAX` (skipped above): go on after them.
                         start_after = Some(format!("{dir}/{}", char::MAX));
+                        last_dir = Some(format!("{dir}/"));
                         continue 'listings;
                     }
                 }

@@ -80,7 +80,8 @@ async fn cloud_store_over_in_memory_meets_the_backend_contract() {
             .unwrap()
             .assume_conditional_writes(true)
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test]

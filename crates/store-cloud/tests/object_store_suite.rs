@@ -102,7 +102,8 @@ async fn cloud_store_over_the_adapter_over_fs_store_passes_our_conformance_suite
                 .assume_conditional_writes(true)
         }
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test]
@@ -156,4 +157,27 @@ async fn an_aborted_or_dropped_multipart_put_leaves_nothing() {
     ));
     let listed: Vec<_> = store.list(None).collect().await;
     assert!(listed.is_empty(), "{listed:?}");
+}
+
+#[tokio::test]
+async fn listing_with_a_delimiter_ends_past_keys_at_the_top_of_unicode() {
+    use store_core::BackendExt;
+    let backend = MemoryStore::new();
+    for k in ["a/b", "a/\u{10FFFF}x", "a/\u{10FFFF}\u{10FFFF}/y", "c"] {
+        backend
+            .put_bytes(&store_core::Key::new(k).unwrap(), "x")
+            .await
+            .unwrap();
+    }
+    let store = ObjectStoreAdapter::new(backend);
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.list_with_delimiter(None),
+    )
+    .await
+    .expect("list_with_delimiter ends")
+    .unwrap();
+    assert_eq!(listed.common_prefixes, [Path::from("a")]);
+    let objects: Vec<_> = listed.objects.iter().map(|m| m.location.to_string()).collect();
+    assert_eq!(objects, ["c"]);
 }

@@ -20,7 +20,8 @@ async fn cloud_store_on_seaweedfs_meets_the_backend_contract() {
         let store = base.clone().with_prefix(&unique_prefix("backend")).unwrap();
         async move { store }
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

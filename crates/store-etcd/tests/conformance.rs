@@ -25,7 +25,8 @@ async fn etcd_store_meets_the_backend_contract() {
         let store = base.with_key_prefix(format!("{run}{}/", n.fetch_add(1, Ordering::Relaxed)));
         async move { store }
     })
-    .await;
+    .await
+    .assert_all_ran();
     common::clean_up(&eps, &run).await;
 }
 

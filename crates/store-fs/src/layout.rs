@@ -24,6 +24,7 @@ use crate::builder::Durability;
 use crate::confine::{
     SELF_NAME, dup, foreign_entry, io_error, kind_at, open_dir, read_flags, retry, walk_parent,
 };
+use crate::locks::LockTable;
 use crate::root::Root;
 use crate::stamp::Ceiling;
 use crate::temp::{still_linked, unique_name};
@@ -32,12 +33,6 @@ use crate::temp::{still_linked, unique_name};
 /// (a directory created or removed meanwhile) before giving up.
 pub(crate) const RACE_RETRIES: usize = 64;
 
-/// How long a reader waits for a regular file with more than one link to settle before
-/// it counts the file as foreign. Moving an object into `.store-self` (see the module docs)
-/// links it twice for a moment; a hard link planted to a file elsewhere stays.
-const LINK_SETTLE_TRIES: usize = 20;
-const LINK_SETTLE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// Whether `st` is a regular file with one name (or none: a file opened for reading and
 /// replaced since): the only files FsStore treats as objects. A hard link to a file
 /// outside the root must never be read through the store.
@@ -45,18 +40,21 @@ fn is_object_file(st: &Stat) -> bool {
     is(st, FileType::RegularFile) && st.st_nlink <= 1
 }
 
-/// Runs `look` until it no longer reports (with its flag) a regular file with several
-/// links (see [`LINK_SETTLE_TRIES`]), returning its last answer.
-fn settled<T>(mut look: impl FnMut() -> rustix::io::Result<(T, bool)>) -> rustix::io::Result<T> {
-    let mut tries = 0;
-    loop {
-        let (found, linked) = look()?;
-        tries += 1;
-        if !linked || tries >= LINK_SETTLE_TRIES {
-            return Ok(found);
-        }
-        std::thread::sleep(LINK_SETTLE_PAUSE);
+/// Runs a reader's `look`, and once more under `key`'s lock if it met a regular file with
+/// several names (its flag): moving an object into `.store-self` (see the module docs)
+/// links it twice while holding that lock, so the second answer is settled — a file still
+/// linked twice then is a hard link planted from outside, and foreign.
+fn settled<T>(
+    locks: &LockTable,
+    key: &str,
+    mut look: impl FnMut() -> rustix::io::Result<(T, bool)>,
+) -> rustix::io::Result<T> {
+    let (found, linked) = look()?;
+    if !linked {
+        return Ok(found);
     }
+    let _lock = locks.lock(key)?;
+    look().map(|(found, _)| found)
 }
 
 /// Whether `st` is a regular file with several names.
@@ -100,9 +98,21 @@ fn is(st: &Stat, ty: FileType) -> bool {
     FileType::from_raw_mode(st.st_mode as _) == ty
 }
 
-/// Looks at `leaf` in `parent` without following symlinks.
+/// Looks at `leaf` in `parent` without following symlinks. Call it holding the key's lock
+/// (writers do), or through [`locate_settled`].
 pub(crate) fn locate(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<Located> {
-    settled(|| locate_once(parent, leaf))
+    locate_once(parent, leaf).map(|(located, _)| located)
+}
+
+/// [`locate`] for a reader, which holds no lock: a file linked twice is looked at again under
+/// the lock of `key` (whose leaf is `leaf`), see [`settled`].
+pub(crate) fn locate_settled(
+    locks: &LockTable,
+    key: &str,
+    parent: BorrowedFd<'_>,
+    leaf: &str,
+) -> rustix::io::Result<Located> {
+    settled(locks, key, || locate_once(parent, leaf))
 }
 
 /// One look at `leaf`; the flag says a regular file with several names was found (and
@@ -138,25 +148,25 @@ fn locate_once(parent: BorrowedFd<'_>, leaf: &str) -> rustix::io::Result<(Locate
 
 /// The version and stat of `key`'s object, or `None` if absent (symlinks, special files
 /// and hard links count as absent).
-pub(crate) fn stat_object(
-    root: BorrowedFd<'_>,
-    key: &Key,
-    ceiling: Ceiling,
-) -> rustix::io::Result<Option<(Version, Stat)>> {
-    let Some(parent) = walk_parent(root, key)? else {
+pub(crate) fn stat_object(root: &Root, key: &Key) -> rustix::io::Result<Option<(Version, Stat)>> {
+    let Some(parent) = walk_parent(root.fd.as_fd(), key)? else {
         return Ok(None);
     };
-    locate(parent.as_fd(), key.name())?.version(parent.as_fd(), key.name(), ceiling)
+    locate_settled(&root.locks, key.as_str(), parent.as_fd(), key.name())?.version(
+        parent.as_fd(),
+        key.name(),
+        root.ceiling,
+    )
 }
 
 /// Opens `key`'s object for reading, with its stat and version taken from the open
 /// descriptor (so content and version always belong together).
 pub(crate) fn open_object(
-    root: BorrowedFd<'_>,
+    root: &Root,
     key: &Key,
-    ceiling: Ceiling,
 ) -> rustix::io::Result<Option<(std::fs::File, Stat, Version)>> {
-    let Some(parent) = walk_parent(root, key)? else {
+    let ceiling = root.ceiling;
+    let Some(parent) = walk_parent(root.fd.as_fd(), key)? else {
         return Ok(None);
     };
     let open = |dir: BorrowedFd<'_>, name: &str| match retry(|| {
@@ -167,7 +177,7 @@ pub(crate) fn open_object(
         Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO) => Ok(None),
         Err(e) => Err(e),
     };
-    let opened = settled(|| {
+    let opened = settled(&root.locks, key.as_str(), || {
         let Some(fd) = open(parent.as_fd(), key.name())? else {
             return Ok((None, false));
         };

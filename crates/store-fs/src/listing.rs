@@ -21,7 +21,7 @@ use rustix::io::Errno;
 use store_core::{Error, Key, ListOptions, Meta, Result};
 
 use crate::confine::{is_reserved, open_dir};
-use crate::layout::locate;
+use crate::layout::locate_settled;
 use crate::root::Root;
 use crate::stamp;
 
@@ -171,8 +171,8 @@ impl Walker {
                     };
                     // `locate` rather than the type read from the directory: a file may have
                     // become a directory (its object moved to `.store-self`) meanwhile.
-                    let found =
-                        locate(dir, &item.name).and_then(|l| l.version(dir, &item.name, self.root.ceiling));
+                    let found = locate_settled(&self.root.locks, &item.key, dir, &item.name)
+                        .and_then(|l| l.version(dir, &item.name, self.root.ceiling));
                     match found {
                         Ok(Some((version, st))) => page.push(Ok(stamp::meta(key, &st, version))),
                         Ok(None) => {}

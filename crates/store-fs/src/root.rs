@@ -146,14 +146,20 @@ impl Root {
                 .last_stamp()
                 .map_err(io)?
                 .max(current.as_ref().map_or(i128::MIN, |(_, st)| stamp::mtime_ns(st)));
+            let mut changed = false;
             if stamp <= floor {
                 stamp = self.ceiling.cap(floor + 1);
                 tmp.set_mtime(stamp).map_err(io)?;
-                if stamp <= floor && write_id.is_none() {
-                    let id = stamp::new_write_id();
-                    stamp::set_write_id(tmp.file.as_fd(), &id).map_err(|e| ceiling_error(op, key, e))?;
-                    write_id = Some(id);
-                }
+                changed = true;
+            }
+            // At the ceiling the mtime no longer tells versions apart: the write id does.
+            if self.ceiling.reached_ns(stamp) && write_id.is_none() {
+                let id = stamp::new_write_id();
+                stamp::set_write_id(tmp.file.as_fd(), &id).map_err(|e| ceiling_error(op, key, e))?;
+                write_id = Some(id);
+                changed = true;
+            }
+            if changed {
                 fsync(&tmp)?;
             }
             lock.record_stamp(stamp).map_err(io)?;

@@ -111,7 +111,12 @@ impl Ceiling {
     /// Whether a file with this stat sits at the ceiling, where its mtime no longer makes
     /// its version unique and its write id (if FsStore wrote it) does.
     pub(crate) fn reached(self, st: &Stat) -> bool {
-        mtime_ns(st) >= self.0
+        self.reached_ns(mtime_ns(st))
+    }
+
+    /// Whether a stamp of `ns` sits at the ceiling.
+    pub(crate) fn reached_ns(self, ns: i128) -> bool {
+        ns >= self.0
     }
 
     /// The version of the open file `fd` whose stat is `st`: one `fgetxattr` more at the

@@ -1,7 +1,6 @@
 //! `FsStore` and its `Backend` implementation (the async layer over the blocking core).
 
 use std::fmt;
-use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::pin::pin;
@@ -106,7 +105,7 @@ impl FsStore {
     async fn current_version(&self, key: &Key) -> Result<Option<Version>> {
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("watch", key, move || {
-            stat_object(root.fd.as_fd(), &k, root.ceiling)
+            stat_object(&root, &k)
                 .map(|found| found.map(|(version, _)| version))
                 .map_err(|e| io_error("watch", &k, e))
         })
@@ -213,7 +212,7 @@ impl Backend for FsStore {
         check_key(key)?;
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("get", key, move || {
-            let (file, st, version) = open_object(root.fd.as_fd(), &k, root.ceiling)
+            let (file, st, version) = open_object(&root, &k)
                 .map_err(|e| io_error("get", &k, e))?
                 .ok_or_else(|| not_found("get", &k))?;
             let meta = stamp::meta(k.clone(), &st, version);
@@ -238,7 +237,7 @@ impl Backend for FsStore {
         check_key(key)?;
         let (root, k) = (Arc::clone(&self.root), key.clone());
         blocking("head", key, move || {
-            let (version, st) = stat_object(root.fd.as_fd(), &k, root.ceiling)
+            let (version, st) = stat_object(&root, &k)
                 .map_err(|e| io_error("head", &k, e))?
                 .ok_or_else(|| not_found("head", &k))?;
             tracing::trace!(key = %k, "fs head");

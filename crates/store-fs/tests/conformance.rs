@@ -17,7 +17,8 @@ async fn suite(durability: Durability) {
                 .expect("open store")
         }
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

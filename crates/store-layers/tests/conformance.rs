@@ -21,28 +21,38 @@ fn stack<B: Backend>(store: B) -> impl Backend {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retry_over_memory() {
-    run_all(|| async { MemoryStore::new().layer(Retry::default()) }).await;
+    run_all(|| async { MemoryStore::new().layer(Retry::default()) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn timeout_over_memory() {
-    run_all(|| async { MemoryStore::new().layer(Timeout::new(Duration::from_secs(60))) }).await;
+    run_all(|| async { MemoryStore::new().layer(Timeout::new(Duration::from_secs(60))) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn trace_over_memory() {
-    run_all(|| async { MemoryStore::new().layer(Trace::new("memory")) }).await;
+    run_all(|| async { MemoryStore::new().layer(Trace::new("memory")) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_over_memory() {
-    run_all(|| async { MemoryStore::new().layer(Metrics::new("memory")) }).await;
+    run_all(|| async { MemoryStore::new().layer(Metrics::new("memory")) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn limit_over_memory() {
     // Fewer permits than the suite's concurrent tasks, so they really queue.
-    run_all(|| async { MemoryStore::new().layer(Limit::new(3)) }).await;
+    run_all(|| async { MemoryStore::new().layer(Limit::new(3)) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -58,12 +68,15 @@ async fn prefix_over_memory_shared_with_neighbours() {
         }
         shared.layer(Prefix::new("tenant").unwrap())
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_stack_over_memory() {
-    run_all(|| async { stack(MemoryStore::new()) }).await;
+    run_all(|| async { stack(MemoryStore::new()) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,5 +89,6 @@ async fn full_stack_over_fs() {
         dirs.lock().unwrap().push(dir);
         async move { stack(FsStore::open(path).await.expect("open store")) }
     })
-    .await;
+    .await
+    .assert_all_ran();
 }

@@ -23,17 +23,23 @@ fn three(mode: WriteMode, read: ReadPolicy) -> Multi {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn all_mode_meets_the_backend_contract() {
-    store_testkit::backend::run_all(|| async { three(WriteMode::All, ReadPolicy::InOrder) }).await;
+    store_testkit::backend::run_all(|| async { three(WriteMode::All, ReadPolicy::InOrder) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn best_effort_mode_meets_the_backend_contract() {
-    store_testkit::backend::run_all(|| async { three(WriteMode::BestEffort, ReadPolicy::Fastest) }).await;
+    store_testkit::backend::run_all(|| async { three(WriteMode::BestEffort, ReadPolicy::Fastest) })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn quorum_mode_meets_the_backend_contract() {
-    store_testkit::backend::run_all(|| async { three(WriteMode::Quorum, ReadPolicy::InOrder) }).await;
+    store_testkit::backend::run_all(|| async { three(WriteMode::Quorum, ReadPolicy::InOrder) })
+        .await
+        .assert_all_ran();
 }
 
 /// The same through the backends' own writers (stores that stream writes, as a file store
@@ -49,7 +55,8 @@ async fn writer_path_meets_the_backend_contract() {
             .build()
             .expect("three backends")
     })
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 /// With one backend slower than the others, a quorum is met before it answers. `Multi`'s
@@ -70,5 +77,6 @@ async fn quorum_mode_over_a_slow_backend_meets_the_backend_contract() {
             .build()
             .expect("three backends")
     })
-    .await;
+    .await
+    .assert_all_ran();
 }

@@ -16,12 +16,16 @@ fn mem() -> Arc<dyn Backend> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replica_with_one_sync_store_passes_the_conformance_suite() {
-    store_testkit::backend::run_all(|| async { Replica::new(vec![mem()], vec![], 1).unwrap() }).await;
+    store_testkit::backend::run_all(|| async { Replica::new(vec![mem()], vec![], 1).unwrap() })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replica_with_two_sync_stores_passes_the_conformance_suite() {
-    store_testkit::backend::run_all(|| async { Replica::new(vec![mem(), mem()], vec![], 1).unwrap() }).await;
+    store_testkit::backend::run_all(|| async { Replica::new(vec![mem(), mem()], vec![], 1).unwrap() })
+        .await
+        .assert_all_ran();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,7 +47,8 @@ async fn replica_with_an_async_store_passes_and_the_async_copy_matches_after_flu
             replica
         }
     })
-    .await;
+    .await
+    .assert_all_ran();
     let built = std::mem::take(&mut *built.lock());
     assert_eq!(built.len(), store_testkit::backend::CHECKS.len());
     for (replica, sync, copy) in built {

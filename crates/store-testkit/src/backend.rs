@@ -6,11 +6,15 @@
 //! concurrency checks are truly parallel.
 //!
 //! Some checks test operations the contract lets a backend refuse, and say so ([`needs`]):
-//! exclusive create, compare-and-swap, conditional delete, range reads, objects of 64 MiB.
-//! A backend whose [`capabilities`](Backend::capabilities) lack one gets those checks
-//! reported as skipped, by name and with the missing capability, in the printed log and in
-//! the returned [`SuiteReport`] — never silently — and every other check still runs.
-//! (Every backend must watch, natively or by polling, so the watch checks always run.)
+//! exclusive create, compare-and-swap, objects of 64 MiB. A backend whose
+//! [`capabilities`](Backend::capabilities) lack one gets those checks reported as skipped,
+//! by name and with the missing capability, in the printed log and in the returned
+//! [`SuiteReport`] — never silently — and every other check still runs. The other flags
+//! describe *how* a backend serves an operation every backend must serve: watch without
+//! `native_watch` polls, a range without `range_reads` reads the whole object, a delete
+//! without `conditional_delete` checks `if_match` and then deletes; their checks always
+//! run. Assert the report's `skipped` list in your own test, so that a capability reported
+//! wrongly cannot quietly switch checks off.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
@@ -48,11 +52,6 @@ pub enum Need {
     Create,
     /// `PutMode::Update` ([`Capabilities::update`](store_core::Capabilities::update)).
     Update,
-    /// `DeleteOptions::if_match`
-    /// ([`Capabilities::conditional_delete`](store_core::Capabilities::conditional_delete)).
-    ConditionalDelete,
-    /// `GetOptions::range` ([`Capabilities::range_reads`](store_core::Capabilities::range_reads)).
-    RangeReads,
     /// Objects of 64 MiB and more
     /// ([`Capabilities::max_object_size`](store_core::Capabilities::max_object_size)).
     LargeObjects,
@@ -64,8 +63,6 @@ impl Need {
         match self {
             Need::Create => caps.create,
             Need::Update => caps.update,
-            Need::ConditionalDelete => caps.conditional_delete,
-            Need::RangeReads => caps.range_reads,
             Need::LargeObjects => caps.max_object_size.is_none_or(|max| max >= LARGE_OBJECT),
         }
     }
@@ -76,8 +73,6 @@ impl std::fmt::Display for Need {
         f.write_str(match self {
             Need::Create => "create",
             Need::Update => "update",
-            Need::ConditionalDelete => "conditional_delete",
-            Need::RangeReads => "range_reads",
             Need::LargeObjects => "max_object_size of at least 64 MiB",
         })
     }
@@ -111,9 +106,9 @@ checks![
     missing_key_errors_name_the_key,
     create_is_exclusive => [Create],
     update_is_compare_and_swap => [Update],
-    conditional_delete => [ConditionalDelete],
+    conditional_delete,
     versions_never_repeat => [Create],
-    range_reads => [RangeReads],
+    range_reads,
     conditional_get,
     list_is_ordered_and_filtered,
     list_many_keys_pages_in_order,
@@ -129,18 +124,31 @@ checks![
     concurrent_creates_have_one_winner => [Create],
     concurrent_cas_increments_are_exact => [Update],
     readers_never_see_a_partial_put,
-    model_based_random_operations => [Create, Update, ConditionalDelete, RangeReads],
+    model_based_random_operations => [Create, Update],
 ];
 
 /// What a suite run did: the checks that passed, and those skipped with the capability
 /// the backend lacked. (A failure panics instead, listing every failed check.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "assert which checks were skipped (`assert_all_ran`), or a capability reported wrongly goes unnoticed"]
 pub struct SuiteReport {
     /// The checks that ran and passed.
     pub passed: Vec<String>,
     /// The checks not run, each with the capability the backend lacks.
     pub skipped: Vec<(String, Need)>,
+}
+
+impl SuiteReport {
+    /// Panics, naming them, if any check was skipped: for a backend that claims every
+    /// capability the suite asks about.
+    pub fn assert_all_ran(&self) {
+        assert!(
+            self.skipped.is_empty(),
+            "conformance checks skipped for lack of a capability: {:?}",
+            self.skipped
+        );
+    }
 }
 
 /// Runs every check of the suite, each on a fresh backend from `factory`, and panics with
@@ -826,13 +834,11 @@ async fn streaming_64_mib_in_1_mib_chunks(b: Arc<dyn Backend>) {
     }
     assert!(buf.is_empty(), "trailing bytes after 64 MiB");
     assert_eq!(next, CHUNKS, "chunks read back");
-    if Need::RangeReads.met_by(&b.capabilities()) {
-        let tail = b
-            .get(&k, GetOptions::default().with_range(ByteRange::Suffix(10)))
-            .await
-            .unwrap();
-        assert!(tail.bytes().await.unwrap() == pattern(CHUNK, 63).slice(CHUNK - 10..));
-    }
+    let tail = b
+        .get(&k, GetOptions::default().with_range(ByteRange::Suffix(10)))
+        .await
+        .unwrap();
+    assert!(tail.bytes().await.unwrap() == pattern(CHUNK, 63).slice(CHUNK - 10..));
 }
 
 async fn watch_returns_at_once_when_already_changed(b: Arc<dyn Backend>) {
