@@ -96,7 +96,7 @@ impl Group {
         if let Some(id) = object {
             match &result {
                 Ok(()) => self.shared.cache.put(name, &id, &data),
-                Err(_) => self.discard(&id).await,
+                Err(e) => self.abandon(&[id], e).await,
             }
         }
         result

@@ -116,10 +116,31 @@ impl Group {
         Ok(Entry { id, inline: None })
     }
 
+    /// Gives up the new object versions `ids` of a write whose switch failed with `error`.
+    /// A lost race or a switch refused before its put proves the manifest does not name
+    /// them, and they are discarded. Any other failure may have come after the manifest put
+    /// landed (a lost reply, a timeout): then the manifest is read again (one read) and only
+    /// the versions it does not name are discarded; if that read fails too, they are left to
+    /// [`Group::gc`] — deleting content a committed manifest names would lose it.
+    pub(crate) async fn abandon(&self, ids: &[Arc<str>], error: &Error) {
+        if !(lost_race(error) || error.is_not_applied() || matches!(error, Error::Contention { .. })) {
+            let Ok(now) = self.load().await else { return };
+            let named: std::collections::HashSet<&str> =
+                now.manifest.objects.values().map(|entry| &*entry.id).collect();
+            for id in ids.iter().filter(|id| !named.contains(&***id)) {
+                self.discard(id).await;
+            }
+            return;
+        }
+        for id in ids {
+            self.discard(id).await;
+        }
+    }
+
     /// Deletes an object version that nothing refers to any more (replaced, or never
     /// switched to), without making the caller wait for the backend: the delete starts at
-    /// once and, unless the backend completes it in that first step (an in-memory store
-    /// does), a background task carries it through. A reader that still holds an older
+    /// once and, unless the backend completes it in that first step, a background task
+    /// carries it through. A reader that still holds an older
     /// manifest and finds the version gone reads the manifest again. A failed delete — or
     /// a crash or runtime shutdown before it ran — leaves the version to [`Group::gc`].
     pub(crate) async fn discard(&self, id: &str) {
@@ -132,6 +153,7 @@ impl Group {
                 tracing::debug!(%key, error = %e, "could not delete an object version");
             }
         });
+        // A backend that answers in its first step (an in-memory one) needs no task.
         if futures::poll!(delete.as_mut()).is_ready() {
             return;
         }

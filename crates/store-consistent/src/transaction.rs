@@ -155,10 +155,8 @@ impl Transaction {
                 .collect();
             result = group.switch("commit", &expect, &set, Some(self.snapshot)).await;
         }
-        if result.is_err() {
-            for id in created {
-                group.discard(&id).await;
-            }
+        if let Err(e) = &result {
+            group.abandon(&created, e).await;
         }
         result
     }

@@ -88,7 +88,7 @@ impl Writer {
         {
             Ok(()) => Ok(id.to_string()),
             Err(e) => {
-                group.discard(&id).await;
+                group.abandon(std::slice::from_ref(&id), &e).await;
                 Err(e)
             }
         }

@@ -117,3 +117,23 @@ async fn a_holder_that_cannot_renew_knows_it_lost_the_lease() {
     assert!(!next.is_lost());
     next.unlock().await.unwrap();
 }
+
+/// A manifest put whose reply is lost after it landed: the switch happened, so the new
+/// version it names must survive (deleting it would make the name unreadable for good).
+#[tokio::test]
+async fn a_switch_whose_reply_was_lost_keeps_the_content_it_named() {
+    let (_, faulty, g) = setup();
+    g.operate("n", |_| Ok(big("1"))).await.unwrap();
+    faulty.inject(
+        Rule::new(FaultOp::Put, Fault::LostReply)
+            .for_key(&Key::new("g/.manifest").unwrap())
+            .times(1),
+    );
+    let err = g.operate("n", |_| Ok(big("2"))).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        g.reader("n").await.unwrap().bytes().await.unwrap(),
+        big("2"),
+        "the switch landed and its content is readable"
+    );
+}

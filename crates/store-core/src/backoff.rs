@@ -95,7 +95,9 @@ impl Backoff {
 
     /// The delay after `delay`, without jitter.
     pub fn next(&self, delay: Duration) -> Duration {
-        delay.mul_f64(self.factor.max(1.0)).min(self.max)
+        // `mul_f64` panics past `Duration::MAX` (a huge or infinite factor): saturate.
+        Duration::try_from_secs_f64(delay.as_secs_f64() * self.factor.max(1.0))
+            .map_or(self.max, |next| next.min(self.max))
     }
 
     /// Starts one loop's attempts; the first attempt is under way.
@@ -178,6 +180,14 @@ mod tests {
         assert_eq!(b.next(Duration::from_millis(20)), Duration::from_millis(35));
         let flat = b.with_factor(0.5);
         assert_eq!(flat.next(Duration::from_millis(10)), Duration::from_millis(10));
+        let wild = b.with_factor(f64::INFINITY);
+        assert_eq!(wild.next(Duration::from_millis(10)), Duration::from_millis(35));
+        let nan = b.with_factor(f64::NAN);
+        assert_eq!(
+            nan.next(Duration::from_millis(10)),
+            Duration::from_millis(10),
+            "NaN is taken as 1"
+        );
         let mut r = b.start();
         let pauses: Vec<_> = (0..4).map_while(|_| r.next_delay()).collect();
         assert_eq!(pauses, [10, 20, 35, 35].map(Duration::from_millis));

@@ -17,6 +17,10 @@ use crate::stripes::foreign;
 /// Joins the results of a write to the sync stores: all must succeed, or the error names
 /// each store that failed by index. Returns what the primary (0) and the others (`copies`,
 /// in order) answered.
+///
+/// Once any store has applied the write, the error must not say "not applied" (a retry
+/// would then re-send a conditional write that already landed): a store's
+/// [`Error::is_not_applied`] refusal is reported as an outcome-unknown error instead.
 fn all_ok<T>(primary: Result<T>, copies: Vec<(usize, Result<T>)>) -> Result<(T, Vec<T>)> {
     let mut errors = Vec::new();
     let primary = primary.map_err(|e| errors.push((0, e))).ok();
@@ -29,6 +33,23 @@ fn all_ok<T>(primary: Result<T>, copies: Vec<(usize, Result<T>)>) -> Result<(T, 
     }
     match primary {
         Some(p) if errors.is_empty() => Ok((p, oks)),
+        _ if primary.is_some() || !oks.is_empty() => {
+            let errors = errors
+                .into_iter()
+                .map(|(i, e)| match e.is_not_applied() {
+                    true => (
+                        i,
+                        Error::outcome_unknown(
+                            "Replica",
+                            format!("sync store {i} refused a write another sync store applied: {e}"),
+                            None,
+                        ),
+                    ),
+                    false => (i, e),
+                })
+                .collect();
+            Err(MultiError::new(errors).into())
+        }
         _ => Err(MultiError::new(errors).into()),
     }
 }
@@ -235,5 +256,24 @@ impl Backend for Replica {
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
         self.check("watch")?;
         self.primary().watch(key, seen).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_applied_somewhere_is_never_reported_as_not_applied() {
+        let refused = || Error::not_applied("test", "connection refused");
+        let none: Result<((), Vec<()>)> = all_ok(Err(refused()), vec![(1, Err(refused()))]);
+        assert!(
+            none.unwrap_err().is_not_applied(),
+            "nothing applied: safe to send again"
+        );
+        let partial = all_ok(Ok(()), vec![(1, Err(refused()))]).unwrap_err();
+        assert!(!partial.is_not_applied() && partial.is_retryable(), "{partial}");
+        let copy_only = all_ok(Err(refused()), vec![(1, Ok(()))]).unwrap_err();
+        assert!(!copy_only.is_not_applied(), "{copy_only}");
     }
 }
