@@ -39,7 +39,9 @@ fn main() -> ExitCode {
         "test" => install_services().and_then(|()| test(rest.iter().any(|a| a == "--deep"))),
         "bench" => bench(rest),
         "deny" => deny(),
-        "ci" => install_services().and_then(|()| lint()).and_then(|()| test(false)),
+        "ci" => install_services()
+            .and_then(|()| lint())
+            .and_then(|()| test(false)),
         _ => {
             eprintln!(
                 "usage: cargo xtask <lint | test [--deep] | bench [--compare [--publish]] | deny | ci>"
@@ -201,7 +203,9 @@ fn dependency_rule() -> Result {
     let mut meta = cargo();
     meta.args(["metadata", "--format-version", "1", "--no-deps"]);
     eprintln!("$ {}", describe(&meta));
-    let out = meta.output().map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    let out = meta
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "cargo metadata failed: {}",
@@ -226,13 +230,19 @@ fn dependency_rule() -> Result {
 /// package on another `store-*` package other than `store-core`.
 fn rule_violations(metadata: &serde_json::Value) -> Vec<String> {
     let mut found = Vec::new();
-    let packages = metadata["packages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let packages = metadata["packages"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for package in packages {
         let name = package["name"].as_str().unwrap_or_default();
         if !name.starts_with("store-") || name == "store-benches" || name == "store-tests" {
             continue;
         }
-        let deps = package["dependencies"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let deps = package["dependencies"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for dep in deps {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let dev = dep["kind"].as_str() == Some("dev");
