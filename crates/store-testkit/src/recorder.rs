@@ -10,7 +10,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use parking_lot::Mutex;
 use store_core::{
     Backend, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object, ObjectWriter,
-    PutOptions, Result, Version,
+    PutMode, PutOptions, Result, Version,
 };
 
 use crate::history::{Call, History, Op, Outcome};
@@ -33,6 +33,8 @@ use crate::history::{Call, History, Op, Outcome};
 pub struct Recording {
     epoch: Instant,
     ops: Arc<Mutex<Vec<Op>>>,
+    partial: Option<fn(&Version) -> bool>,
+    torn_reads: bool,
 }
 
 impl Recording {
@@ -41,6 +43,30 @@ impl Recording {
         Recording {
             epoch: Instant::now(),
             ops: Arc::default(),
+            partial: None,
+            torn_reads: false,
+        }
+    }
+
+    /// Records the versions reported by `get`, `head` and listings as unreported: for a
+    /// backend whose reads may mix two states while a write is in flight (a fan-out reading
+    /// its copies at once). Their values, absence, and every other version are still checked.
+    pub fn with_torn_read_versions(mut self) -> Recording {
+        self.torn_reads = true;
+        self
+    }
+
+    /// Records the versions `partial` accepts as unreported (empty): versions that name no
+    /// single state, such as a fan-out's composite version with a part that could not be
+    /// read. The checker then reads them as "present, at some version".
+    pub fn with_partial_versions(mut self, partial: fn(&Version) -> bool) -> Recording {
+        self.partial = Some(partial);
+        self
+    }
+
+    fn scrub(&self, v: &mut Version) {
+        if self.partial.is_some_and(|partial| partial(v)) {
+            *v = Version::empty();
         }
     }
 
@@ -72,7 +98,18 @@ impl Recording {
     }
 
     /// Notes an invocation; its outcome stays unknown until [`Recording::end`].
-    fn begin(&self, client: usize, call: Call) -> usize {
+    fn begin(&self, client: usize, mut call: Call) -> usize {
+        match &mut call {
+            Call::Put {
+                mode: PutMode::Update(v),
+                ..
+            }
+            | Call::Delete {
+                if_match: Some(v), ..
+            }
+            | Call::Watch { seen: Some(v), .. } => self.scrub(v),
+            _ => {}
+        }
         let mut ops = self.ops.lock();
         ops.push(Op {
             client,
@@ -84,8 +121,27 @@ impl Recording {
         ops.len() - 1
     }
 
-    fn end(&self, id: usize, outcome: Outcome) {
+    fn end(&self, id: usize, mut outcome: Outcome) {
         let returned = self.now();
+        if self.torn_reads {
+            match &mut outcome {
+                Outcome::Read { version: v, .. } | Outcome::Meta(v) => *v = Version::empty(),
+                Outcome::Listed { entries, .. } => {
+                    entries.iter_mut().for_each(|(_, v)| *v = Version::empty())
+                }
+                _ => {}
+            }
+        }
+        match &mut outcome {
+            Outcome::Written(v)
+            | Outcome::Read { version: v, .. }
+            | Outcome::Meta(v)
+            | Outcome::Watched(Some(v))
+            | Outcome::AlreadyExists(v)
+            | Outcome::Conflict(Some(v)) => self.scrub(v),
+            Outcome::Listed { entries, .. } => entries.iter_mut().for_each(|(_, v)| self.scrub(v)),
+            _ => {}
+        }
         let mut ops = self.ops.lock();
         ops[id].outcome = outcome;
         ops[id].returned = Some(returned);

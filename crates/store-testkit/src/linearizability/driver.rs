@@ -112,6 +112,12 @@ pub struct Config {
     pub op_timeout: Duration,
     /// A watch that has seen no change after this long is dropped.
     pub watch_timeout: Duration,
+    /// Versions that name no single state, recorded as unreported (see
+    /// [`Recording::with_partial_versions`]).
+    pub partial_versions: Option<fn(&Version) -> bool>,
+    /// Whether the versions reads report may mix two states (see
+    /// [`Recording::with_torn_read_versions`]).
+    pub torn_read_versions: bool,
 }
 
 impl Default for Config {
@@ -127,6 +133,8 @@ impl Default for Config {
             faults: Vec::new(),
             op_timeout: Duration::from_secs(10),
             watch_timeout: Duration::from_millis(20),
+            partial_versions: None,
+            torn_read_versions: false,
         }
     }
 }
@@ -215,6 +223,22 @@ impl Config {
         self
     }
 
+    /// With the versions `partial` accepts read as "present, at some version": for a
+    /// backend whose documented versions can be partial (a fan-out's composite with a part
+    /// it could not read), so that the check holds it to what it promises.
+    pub fn with_partial_versions(mut self, partial: fn(&Version) -> bool) -> Self {
+        self.partial_versions = Some(partial);
+        self
+    }
+
+    /// With the versions that `get`, `head` and listings report left unchecked (their
+    /// values and absence still are): for a backend that documents that a read racing a
+    /// write may report a version mixing the two states.
+    pub fn with_torn_read_versions(mut self) -> Self {
+        self.torn_read_versions = true;
+        self
+    }
+
     fn key(&self, i: usize) -> Key {
         Key::new(format!("{}k{i}", self.prefix)).expect("the hot keys are valid keys")
     }
@@ -267,12 +291,14 @@ where
     };
     let checking = started.elapsed();
     eprintln!(
-        "linearizability: seed {}: {} calls by {} clients, {} operations on {} keys checked in {checking:.1?}",
+        "linearizability: seed {}: {} calls by {} clients, {} operations on {} keys checked in {checking:.1?} \
+         ({} search steps)",
         config.seed,
         history.len(),
         config.clients,
         checked.ops,
-        checked.keys
+        checked.keys,
+        checked.walked
     );
     Run {
         history,
@@ -287,7 +313,13 @@ where
 /// what they did. Every backend must start empty of the hot keys.
 pub async fn drive(backends: &[Arc<dyn Backend>], config: &Config) -> History {
     assert!(!backends.is_empty(), "drive needs at least one backend");
-    let recording = Recording::new();
+    let mut recording = Recording::new();
+    if let Some(partial) = config.partial_versions {
+        recording = recording.with_partial_versions(partial);
+    }
+    if config.torn_read_versions {
+        recording = recording.with_torn_read_versions();
+    }
     let faulty: Vec<Faulty<Arc<dyn Backend>>> = backends.iter().map(|b| Faulty::new(Arc::clone(b))).collect();
     for f in &faulty {
         for rule in &config.faults {

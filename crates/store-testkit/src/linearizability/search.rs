@@ -207,10 +207,19 @@ pub(super) fn search(steps: &[Step], budget: u64, track: bool) -> (Found, u64) {
             }
             Walk::Unknown { from, at } => {
                 let until = events.node[at].2;
+                // Right after another operation of unknown outcome, one whose precondition
+                // held before it would only overwrite it: skip it (it can come without).
+                let after_unknown = match stack.last() {
+                    Some(&(j, before, _)) if steps[j].returned.is_none() => Some(before),
+                    _ => None,
+                };
                 let next = unknown[from.min(unknown.len())..]
                     .iter()
                     .take_while(|&&i| steps[i].invoked <= until)
-                    .position(|&i| place[i] == class_taken[class[i]])
+                    .position(|&i| {
+                        place[i] == class_taken[class[i]]
+                            && after_unknown.is_none_or(|before| !steps[i].pre.allows(before))
+                    })
                     .map(|p| from + p);
                 match next {
                     Some(u) => {
