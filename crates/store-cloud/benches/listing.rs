@@ -21,24 +21,26 @@
 
 #[path = "../tests/common/counting.rs"]
 mod counting;
+#[path = "../tests/common/many.rs"]
+mod many;
 
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use store_cloud::{CloudStore, Layout, S3Config};
-use store_core::{Backend, Key, ListOptions, Record};
+use store_core::{Backend, ListOptions};
 use store_fs::{Durability, FsStore};
 use store_record::Records;
 
 use counting::{Requests, counted_s3};
-
-const N: usize = 10_000;
+use many::{N, count_keys, write_records};
 
 fn config() -> Option<S3Config> {
     let endpoint = std::env::var("STORE_S3_ENDPOINT").ok()?;
@@ -63,24 +65,6 @@ fn pairs() -> usize {
     } else {
         1
     }
-}
-
-/// Writes `N` records under `many/` through `records`, every 10th with an expiry an hour
-/// off when `tenth_expiring`, 64 at a time.
-async fn write_records<B: Backend>(records: &Records<B>, tenth_expiring: bool) {
-    let later = SystemTime::now() + Duration::from_secs(3_600);
-    futures::stream::iter(0..N)
-        .map(|i| {
-            let mut record = Record::new(Key::new(format!("many/{i:05}")).unwrap(), "v".repeat(100));
-            if tenth_expiring && i % 10 == 0 {
-                record = record.with_expiry(later);
-            }
-            async move { records.put(&record).await.map(drop) }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await
-        .expect("write records");
 }
 
 async fn timed<F: Future<Output = usize>>(f: F) -> Duration {
@@ -118,11 +102,6 @@ async fn count_listing<B: Backend>(store: &B, opts: ListOptions) -> usize {
         .unwrap()
 }
 
-async fn count_keys<B: Backend>(records: &Records<B>) -> usize {
-    let keys = records.list_keys("many/*").await.unwrap();
-    keys.try_fold(0, |n, _| async move { Ok(n + 1) }).await.unwrap()
-}
-
 async fn count_raw(raw: &Arc<dyn ObjectStore>, under: &Path) -> usize {
     raw.list(Some(under))
         .try_fold(0, |n, _| async move { Ok(n + 1) })
@@ -136,7 +115,7 @@ fn fs_listing(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let fill = rt
         .block_on(FsStore::builder(dir.path()).durability(Durability::None).open())
         .expect("open FsStore");
-    rt.block_on(write_records(&Records::new(fill), false));
+    rt.block_on(write_records(&Records::new(fill), 100, false));
     let fs = rt.block_on(FsStore::open(dir.path())).expect("open FsStore");
     let records = Records::new(fs.clone());
     let ratio = paired_ratio(
@@ -180,7 +159,7 @@ fn cloud_set(
         .expect("prefix");
     rt.block_on(store.probe()).expect("probe");
     let records = Records::new(store.clone());
-    rt.block_on(write_records(&records, tenth_expiring));
+    rt.block_on(write_records(&records, 100, tenth_expiring));
     Set {
         store,
         records,
@@ -198,28 +177,6 @@ fn cloud_listing(c: &mut Criterion, rt: &tokio::runtime::Runtime, cfg: &S3Config
         .with_settings(cfg.settings.clone().with_write_ids(false));
     let keys_only = || ListOptions::default().with_keys_only(true);
 
-    let report = |what: &str,
-                  set: &Set,
-                  candidate: &dyn Fn() -> futures::future::BoxFuture<'static, usize>| {
-        let before = requests.snapshot();
-        assert_eq!(rt.block_on(candidate()), N);
-        let spent = requests.snapshot() - before;
-        let raw = Arc::clone(&client);
-        let under = set.under.clone();
-        let ratio = paired_ratio(
-            rt,
-            pairs(),
-            || {
-                let (raw, under) = (Arc::clone(&raw), under.clone());
-                async move { count_raw(&raw, &under).await }
-            },
-            candidate,
-        );
-        println!(
-            "listing/s3: {what}, {N} objects: {:.4} requests per object ({spent}); {ratio:.2}× the raw listing",
-            spent.total() as f64 / N as f64
-        );
-    };
     let before = requests.snapshot();
     rt.block_on(count_raw(&client, &plain.under));
     let spent = requests.snapshot() - before;
@@ -227,51 +184,56 @@ fn cloud_listing(c: &mut Criterion, rt: &tokio::runtime::Runtime, cfg: &S3Config
         "listing/s3: raw object_store list, {N} objects: {:.4} requests per object ({spent})",
         spent.total() as f64 / N as f64
     );
-    {
-        let store = plain.store.clone();
-        report("CloudStore::list, keys only", &plain, &move || {
-            let store = store.clone();
-            Box::pin(async move { count_listing(&store, keys_only()).await })
-        });
-    }
-    {
-        let store = etag_only.clone();
-        report(
-            "CloudStore::list, write ids off (ETag versions)",
-            &plain,
-            &move || {
-                let store = store.clone();
-                Box::pin(async move { count_listing(&store, ListOptions::default()).await })
-            },
-        );
-    }
-    {
-        let store = plain.store.clone();
-        report(
-            "CloudStore::list, write-id versions (HEAD each)",
-            &plain,
-            &move || {
-                let store = store.clone();
-                Box::pin(async move { count_listing(&store, ListOptions::default()).await })
-            },
-        );
-    }
-    {
-        let records = plain.records.clone();
-        report("Records<CloudStore>::list_keys, no expiry", &plain, &move || {
+    type Candidate = Box<dyn Fn() -> BoxFuture<'static, usize>>;
+    let listing = |store: &CloudStore, opts: ListOptions| -> Candidate {
+        let store = store.clone();
+        Box::new(move || {
+            let (store, opts) = (store.clone(), opts.clone());
+            Box::pin(async move { count_listing(&store, opts).await })
+        })
+    };
+    let keys = |records: &Records<CloudStore>| -> Candidate {
+        let records = records.clone();
+        Box::new(move || {
             let records = records.clone();
             Box::pin(async move { count_keys(&records).await })
-        });
-    }
-    {
-        let records = expiring.records.clone();
-        report(
+        })
+    };
+    let candidates: [(&str, &Set, Candidate); 5] = [
+        (
+            "CloudStore::list, keys only",
+            &plain,
+            listing(&plain.store, keys_only()),
+        ),
+        (
+            "CloudStore::list, write ids off (ETag versions)",
+            &plain,
+            listing(&etag_only, ListOptions::default()),
+        ),
+        (
+            "CloudStore::list, write-id versions (HEAD each)",
+            &plain,
+            listing(&plain.store, ListOptions::default()),
+        ),
+        (
+            "Records<CloudStore>::list_keys, no expiry",
+            &plain,
+            keys(&plain.records),
+        ),
+        (
             "Records<CloudStore>::list_keys, a tenth with an expiry",
             &expiring,
-            &move || {
-                let records = records.clone();
-                Box::pin(async move { count_keys(&records).await })
-            },
+            keys(&expiring.records),
+        ),
+    ];
+    for (what, set, candidate) in &candidates {
+        let before = requests.snapshot();
+        assert_eq!(rt.block_on(candidate()), N);
+        let spent = requests.snapshot() - before;
+        let ratio = paired_ratio(rt, pairs(), || count_raw(&client, &set.under), candidate);
+        println!(
+            "listing/s3: {what}, {N} objects: {:.4} requests per object ({spent}); {ratio:.2}× the raw listing",
+            spent.total() as f64 / N as f64
         );
     }
 

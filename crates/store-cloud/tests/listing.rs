@@ -5,26 +5,21 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use store_cloud::{CloudSettings, CloudStore};
-use store_core::{Backend, BackendExt, ByteRange, GetOptions, Key, ListOptions, Meta, Record, Version};
+use store_core::{Backend, BackendExt, ByteRange, GetOptions, Key, ListOptions, Meta, Version};
 use store_record::Records;
 
 use common::counting::{Counted, Counts, Requests, counted_s3};
+use common::many::{N, count_keys, names, write_records};
 use common::{s3_config, unique_prefix};
 
-const N: usize = 10_000;
 /// At most this many requests per listed object for a plain listing.
 const LISTING_BUDGET: f64 = 0.01;
 /// At most this many requests per listed record for `Records::list_keys` without expiries.
 const RECORDS_BUDGET: f64 = 0.05;
-
-fn names() -> Vec<String> {
-    (0..N).map(|i| format!("many/{i:05}")).collect()
-}
 
 /// A probed store over `InMemory` whose every call is counted.
 fn counted_in_memory(settings: CloudSettings) -> (CloudStore, Arc<Requests>) {
@@ -34,24 +29,6 @@ fn counted_in_memory(settings: CloudSettings) -> (CloudStore, Arc<Requests>) {
         .with_settings(settings)
         .assume_conditional_writes(true);
     (store, requests)
-}
-
-/// Writes `records` (value `"v"`, every 10th with an expiry, an hour off, when
-/// `tenth_expiring`), 64 at a time.
-async fn write_records<B: Backend>(records: &Records<B>, tenth_expiring: bool) {
-    let later = SystemTime::now() + Duration::from_secs(3_600);
-    futures::stream::iter(names().into_iter().enumerate())
-        .map(|(i, name)| {
-            let mut record = Record::new(Key::new(name).unwrap(), "v".repeat(i % 5));
-            if tenth_expiring && i % 10 == 0 {
-                record = record.with_expiry(later);
-            }
-            async move { records.put(&record).await.map(drop) }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await
-        .unwrap();
 }
 
 async fn list(store: &CloudStore, opts: ListOptions) -> Vec<Meta> {
@@ -65,7 +42,7 @@ fn per_object(spent: Counts) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keys_only_listing_reads_no_object() {
     let (store, requests) = counted_in_memory(CloudSettings::default());
-    write_records(&Records::new(store.clone()), false).await;
+    write_records(&Records::new(store.clone()), 0, false).await;
     let before = requests.snapshot();
     let listed = list(&store, ListOptions::default().with_keys_only(true)).await;
     let spent = requests.snapshot() - before;
@@ -87,7 +64,7 @@ async fn a_keys_only_listing_reads_no_object() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_with_write_id_versions_heads_each_object() {
     let (store, requests) = counted_in_memory(CloudSettings::default());
-    write_records(&Records::new(store.clone()), false).await;
+    write_records(&Records::new(store.clone()), 0, false).await;
     let before = requests.snapshot();
     let listed = list(&store, ListOptions::default()).await;
     let spent = requests.snapshot() - before;
@@ -130,21 +107,20 @@ async fn without_write_ids_listed_versions_cost_nothing_and_match_head_get_and_p
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_list_without_reading_records_that_never_expire() {
+/// The requests of `Records<CloudStore>::list_keys` over the [`N`] records, every tenth
+/// with an expiry when `tenth_expiring`.
+async fn records_listing(tenth_expiring: bool) -> Counts {
     let (store, requests) = counted_in_memory(CloudSettings::default());
     let records = Records::new(store);
-    write_records(&records, false).await;
+    write_records(&records, 0, tenth_expiring).await;
     let before = requests.snapshot();
-    let keys: Vec<Key> = records
-        .list_keys("many/*")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let spent = requests.snapshot() - before;
-    assert_eq!(keys.len(), N);
+    assert_eq!(count_keys(&records).await, N);
+    requests.snapshot() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_list_without_reading_records_that_never_expire() {
+    let spent = records_listing(false).await;
     assert!(
         per_object(spent) <= RECORDS_BUDGET,
         "list_keys of {N} records: {spent}"
@@ -156,19 +132,7 @@ async fn records_list_without_reading_records_that_never_expire() {
 /// header (a range read is one request), and nothing else does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_with_an_expiry_cost_one_get_each_in_a_listing() {
-    let (store, requests) = counted_in_memory(CloudSettings::default());
-    let records = Records::new(store);
-    write_records(&records, true).await;
-    let before = requests.snapshot();
-    let keys: Vec<Key> = records
-        .list_keys("many/*")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let spent = requests.snapshot() - before;
-    assert_eq!(keys.len(), N);
+    let spent = records_listing(true).await;
     assert_eq!(
         (spent.lists, spent.heads, spent.gets),
         (1, 0, N as u64 / 10),
@@ -242,7 +206,7 @@ async fn on_seaweedfs_listing_10000_objects_costs_pages_not_objects() {
         .unwrap();
     store.probe().await.unwrap();
     let records = Records::new(store.clone());
-    write_records(&records, false).await;
+    write_records(&records, 0, false).await;
 
     let before = requests.snapshot();
     let listed = list(&store, ListOptions::default().with_keys_only(true)).await;
@@ -255,15 +219,8 @@ async fn on_seaweedfs_listing_10000_objects_costs_pages_not_objects() {
     );
 
     let before = requests.snapshot();
-    let keys: Vec<Key> = records
-        .list_keys("many/*")
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    assert_eq!(count_keys(&records).await, N);
     let spent = requests.snapshot() - before;
-    assert_eq!(keys.len(), N);
     eprintln!("Records::list_keys, {N} records without expiry: {spent}");
     assert!(
         per_object(spent) <= RECORDS_BUDGET,
