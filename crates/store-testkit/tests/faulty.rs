@@ -18,7 +18,8 @@ async fn passes_everything_through_without_rules() {
         || async { Faulty::new(MemoryStore::new()) },
         &store_testkit::backend::CHECKS[..6],
     )
-    .await;
+    .await
+    .assert_all_ran();
 }
 
 #[tokio::test]
