@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 use store_core::{Error, Key, Meta, PutMode, Result, Version};
 
@@ -16,7 +16,7 @@ use crate::group_commit::GroupCommit;
 use crate::layout::{Located, RACE_RETRIES, locate, prepare_parent, remove_empty_dirs};
 use crate::locks::LockTable;
 use crate::stamp::{self, Ceiling};
-use crate::temp::{TempFile, unique_name};
+use crate::temp::TempFile;
 use store_core::WatcherRegistry;
 
 /// One open store root.
@@ -304,22 +304,6 @@ fn check_mode(mode: &PutMode, current: Option<&Version>, key: &Key, op: &'static
 
 /// Whether the filesystem keeps the nanoseconds of an mtime we set.
 fn check_nanosecond_mtimes(internal: BorrowedFd<'_>) -> rustix::io::Result<bool> {
-    let name = unique_name();
-    let fd = rustix::fs::openat(
-        internal,
-        &name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o666),
-    )?;
     let probe = 1_600_000_000_123_456_789i128;
-    let result = rustix::fs::futimens(
-        &fd,
-        &Timestamps {
-            last_access: stamp::omit(),
-            last_modification: stamp::timespec(probe),
-        },
-    )
-    .and_then(|()| rustix::fs::fstat(&fd));
-    let _ = rustix::fs::unlinkat(internal, &name, AtFlags::empty());
-    Ok(stamp::mtime_ns(&result?) == probe)
+    Ok(stamp::stored_mtime(internal, probe)? == Some(probe))
 }

@@ -81,26 +81,8 @@ impl Ceiling {
     /// mtime and reads back what was stored). A filesystem that refuses such a time
     /// instead of clamping it never clamps silently, so it has no ceiling to guard.
     pub(crate) fn probe(internal: BorrowedFd<'_>) -> rustix::io::Result<Ceiling> {
-        let name = unique_name();
-        let fd = rustix::fs::openat(
-            internal,
-            &name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::from_raw_mode(0o666),
-        )?;
-        let far = Timestamps {
-            last_access: omit(),
-            last_modification: Timespec {
-                tv_sec: 1 << 40,
-                tv_nsec: 0,
-            },
-        };
-        let stored = match rustix::fs::futimens(&fd, &far) {
-            Ok(()) => rustix::fs::fstat(&fd).map(|st| mtime_ns(&st)),
-            Err(_) => Ok(i128::MAX),
-        };
-        let _ = rustix::fs::unlinkat(internal, &name, AtFlags::empty());
-        Ok(Ceiling(stored?))
+        let far = i128::from(1_u64 << 40) * 1_000_000_000;
+        Ok(Ceiling(stored_mtime(internal, far)?.unwrap_or(i128::MAX)))
     }
 
     /// `ns` capped at the ceiling.
@@ -147,6 +129,28 @@ impl Ceiling {
         let now = rustix::fs::fstat(&fd)?;
         Ok((self.version(fd.as_fd(), &now)?, now))
     }
+}
+
+/// What the filesystem under `dir` stores when a file's mtime is set to `ns` (tried on a
+/// scratch file, removed afterwards); `None` if it refuses that time.
+pub(crate) fn stored_mtime(dir: BorrowedFd<'_>, ns: i128) -> rustix::io::Result<Option<i128>> {
+    let name = unique_name();
+    let fd = rustix::fs::openat(
+        dir,
+        &name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::from_raw_mode(0o666),
+    )?;
+    let times = Timestamps {
+        last_access: omit(),
+        last_modification: timespec(ns),
+    };
+    let stored = match rustix::fs::futimens(&fd, &times) {
+        Ok(()) => rustix::fs::fstat(&fd).map(|st| Some(mtime_ns(&st))),
+        Err(_) => Ok(None),
+    };
+    let _ = rustix::fs::unlinkat(dir, &name, AtFlags::empty());
+    stored
 }
 
 /// A fresh write id: 128 random bits, hex.
