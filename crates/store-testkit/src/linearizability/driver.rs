@@ -112,9 +112,9 @@ pub struct Config {
     pub op_timeout: Duration,
     /// A watch that has seen no change after this long is dropped.
     pub watch_timeout: Duration,
-    /// Versions that name no single state, recorded as unreported (see
-    /// [`Recording::with_partial_versions`]).
-    pub partial_versions: Option<fn(&Version) -> bool>,
+    /// Reads reporting a version this accepts are left out of the check (see
+    /// [`Recording::with_unchecked_reads`]).
+    pub unchecked_reads: Option<fn(&Version) -> bool>,
     /// Whether the versions reads report may mix two states (see
     /// [`Recording::with_torn_read_versions`]).
     pub torn_read_versions: bool,
@@ -133,7 +133,7 @@ impl Default for Config {
             faults: Vec::new(),
             op_timeout: Duration::from_secs(10),
             watch_timeout: Duration::from_millis(20),
-            partial_versions: None,
+            unchecked_reads: None,
             torn_read_versions: false,
         }
     }
@@ -223,11 +223,11 @@ impl Config {
         self
     }
 
-    /// With the versions `partial` accepts read as "present, at some version": for a
-    /// backend whose documented versions can be partial (a fan-out's composite with a part
-    /// it could not read), so that the check holds it to what it promises.
-    pub fn with_partial_versions(mut self, partial: fn(&Version) -> bool) -> Self {
-        self.partial_versions = Some(partial);
+    /// With the reads that report a version `unchecked` accepts left out of the check: for
+    /// a backend that documents such reads as outside its guarantee (a replica's answer
+    /// from a secondary's copy).
+    pub fn with_unchecked_reads(mut self, unchecked: fn(&Version) -> bool) -> Self {
+        self.unchecked_reads = Some(unchecked);
         self
     }
 
@@ -314,8 +314,8 @@ where
 pub async fn drive(backends: &[Arc<dyn Backend>], config: &Config) -> History {
     assert!(!backends.is_empty(), "drive needs at least one backend");
     let mut recording = Recording::new();
-    if let Some(partial) = config.partial_versions {
-        recording = recording.with_partial_versions(partial);
+    if let Some(unchecked) = config.unchecked_reads {
+        recording = recording.with_unchecked_reads(unchecked);
     }
     if config.torn_read_versions {
         recording = recording.with_torn_read_versions();
