@@ -10,7 +10,7 @@ use futures::stream::StreamExt;
 use store_core::{Backend, DeleteOptions, GetOptions, Key, ListOptions, PutMode, PutOptions, Version};
 
 use super::{Checked, check};
-use crate::history::{History, Recorder, Recording};
+use crate::history::{History, Outcome, Recorder, Recording};
 use crate::{Fault, FaultOp, Faulty, Rule};
 
 /// How often each call is chosen, as relative weights (0 = never).
@@ -290,15 +290,31 @@ where
         ),
     };
     let checking = started.elapsed();
+    let count = |f: fn(&Outcome) -> bool| history.ops.iter().filter(|op| f(&op.outcome)).count();
+    let written = count(|o| matches!(o, Outcome::Written(_) | Outcome::Deleted));
+    let read = count(|o| {
+        matches!(
+            o,
+            Outcome::Read { .. } | Outcome::Meta(_) | Outcome::Listed { .. }
+        )
+    });
+    let failed = count(|o| matches!(o, Outcome::Failed(_)));
+    let unknown = count(|o| matches!(o, Outcome::Unknown(_)));
     eprintln!(
-        "linearizability: seed {}: {} calls by {} clients, {} operations on {} keys checked in {checking:.1?} \
-         ({} search steps)",
+        "linearizability: seed {}: {} calls by {} clients ({written} writes and {read} reads that \
+         succeeded, {failed} failed, {unknown} of unknown outcome), {} operations on {} keys checked \
+         in {checking:.1?} ({} search steps)",
         config.seed,
         history.len(),
         config.clients,
         checked.ops,
         checked.keys,
         checked.walked
+    );
+    assert!(
+        written > 0 && read > 0,
+        "seed {}: no write or no read succeeded, so nothing was checked:\n{history}",
+        config.seed
     );
     Run {
         history,
