@@ -15,8 +15,8 @@ use object_store::{
     PutOptions as OsPutOptions, PutPayload, PutResult, UploadPart,
 };
 use store_core::{
-    Backend, ByteRange, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, ObjectWriter, PutMode,
-    PutOptions, Version,
+    Backend, Body, ByteRange, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, ObjectWriter,
+    PutMode, PutOptions, Version,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -301,12 +301,17 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         let meta = object_meta(&object.meta, location.clone());
         check(&options, &meta)?;
         let range: Range<u64> = object.range.clone();
-        let path = shown.to_owned();
-        let body = object
-            .body
-            .into_stream()
-            .map_err(move |e| os_error(e, &path))
-            .boxed();
+        let body = match object.body {
+            // Already in memory (small objects, in-memory stores): one chunk, nothing to map.
+            Body::Bytes(bytes) => stream::once(async move { Ok(bytes) }).boxed(),
+            streamed => {
+                let path = shown.to_owned();
+                streamed
+                    .into_stream()
+                    .map_err(move |e| os_error(e, &path))
+                    .boxed()
+            }
+        };
         Ok(GetResult {
             payload: GetResultPayload::Stream(body),
             meta,
