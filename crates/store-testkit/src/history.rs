@@ -151,6 +151,10 @@ pub enum Outcome {
     Meta(Version),
     /// A delete succeeded.
     Deleted,
+    /// A delete succeeded on a backend that checks presence and deletes in two steps (see
+    /// [`Recording::with_unchecked_delete_presence`](crate::history::Recording::with_unchecked_delete_presence)):
+    /// the key is absent after it, whether or not it was there.
+    Cleared,
     /// A watch returned this version (`None` = the key is absent).
     Watched(Option<Version>),
     /// A listing returned these keys and versions (an empty version: not reported). When
@@ -241,6 +245,7 @@ impl fmt::Display for Outcome {
             }
             Outcome::Meta(v) => write!(f, "at {}", show_version(Some(v))),
             Outcome::Deleted => f.write_str("deleted"),
+            Outcome::Cleared => f.write_str("deleted (or already absent)"),
             Outcome::Watched(v) => write!(f, "now {}", show_version(v.as_ref())),
             Outcome::Listed { entries, complete } => {
                 f.write_str("[")?;

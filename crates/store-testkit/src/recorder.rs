@@ -35,6 +35,7 @@ pub struct Recording {
     ops: Arc<Mutex<Vec<Op>>>,
     unchecked: Option<fn(&Version) -> bool>,
     torn_reads: bool,
+    cleared: bool,
 }
 
 impl Recording {
@@ -45,6 +46,7 @@ impl Recording {
             ops: Arc::default(),
             unchecked: None,
             torn_reads: false,
+            cleared: false,
         }
     }
 
@@ -62,6 +64,15 @@ impl Recording {
     /// They are recorded as [`Outcome::Failed`], saying why.
     pub fn with_unchecked_reads(mut self, unchecked: fn(&Version) -> bool) -> Recording {
         self.unchecked = Some(unchecked);
+        self
+    }
+
+    /// Records a successful unconditional delete as [`Outcome::Cleared`] (the key is absent
+    /// after it) rather than [`Outcome::Deleted`] (it was present): for a backend that
+    /// checks presence and deletes in two steps, so that of two racing deletes both may
+    /// report success.
+    pub fn with_unchecked_delete_presence(mut self) -> Recording {
+        self.cleared = true;
         self
     }
 
@@ -308,6 +319,7 @@ impl<B: Backend + ?Sized> Backend for Recorder<B> {
     }
 
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
+        let opts_unconditional = opts.if_match.is_none();
         let call = Call::Delete {
             key: key.clone(),
             if_match: opts.if_match.clone(),
@@ -315,6 +327,7 @@ impl<B: Backend + ?Sized> Backend for Recorder<B> {
         let id = self.recording.begin(self.client, call);
         let r = self.inner.delete(key, opts).await;
         let outcome = match &r {
+            Ok(()) if self.recording.cleared && opts_unconditional => Outcome::Cleared,
             Ok(()) => Outcome::Deleted,
             Err(e) => write_error(e).await,
         };

@@ -27,7 +27,8 @@ pub struct Mix {
     pub writer: u32,
     /// `delete`.
     pub delete: u32,
-    /// `delete` if at the last version the client saw.
+    /// `delete` if at the last version the client saw (never on a backend whose
+    /// capabilities say it does not enforce conditional deletes).
     pub delete_if: u32,
     /// `get`.
     pub get: u32,
@@ -118,6 +119,9 @@ pub struct Config {
     /// Whether the versions reads report may mix two states (see
     /// [`Recording::with_torn_read_versions`]).
     pub torn_read_versions: bool,
+    /// Whether a successful delete is held only to leaving the key absent (see
+    /// [`Recording::with_unchecked_delete_presence`]).
+    pub unchecked_delete_presence: bool,
 }
 
 impl Default for Config {
@@ -135,6 +139,7 @@ impl Default for Config {
             watch_timeout: Duration::from_millis(20),
             unchecked_reads: None,
             torn_read_versions: false,
+            unchecked_delete_presence: false,
         }
     }
 }
@@ -239,6 +244,14 @@ impl Config {
         self
     }
 
+    /// With successful deletes held only to leaving the key absent, not to having found it:
+    /// for a backend that documents its delete as a check followed by a delete, so that of
+    /// two racing deletes both may report success.
+    pub fn with_unchecked_delete_presence(mut self) -> Self {
+        self.unchecked_delete_presence = true;
+        self
+    }
+
     fn key(&self, i: usize) -> Key {
         Key::new(format!("{}k{i}", self.prefix)).expect("the hot keys are valid keys")
     }
@@ -291,7 +304,7 @@ where
     };
     let checking = started.elapsed();
     let count = |f: fn(&Outcome) -> bool| history.ops.iter().filter(|op| f(&op.outcome)).count();
-    let written = count(|o| matches!(o, Outcome::Written(_) | Outcome::Deleted));
+    let written = count(|o| matches!(o, Outcome::Written(_) | Outcome::Deleted | Outcome::Cleared));
     let read = count(|o| {
         matches!(
             o,
@@ -341,6 +354,14 @@ pub async fn drive(backends: &[Arc<dyn Backend>], config: &Config) -> History {
         for rule in &config.faults {
             f.inject(rule.clone());
         }
+    }
+    // A conditional delete is a call only a backend that enforces it is held to.
+    let mut config = config.clone();
+    if !backends.iter().all(|b| b.capabilities().conditional_delete) {
+        config.mix.delete_if = 0;
+    }
+    if config.unchecked_delete_presence {
+        recording = recording.with_unchecked_delete_presence();
     }
     let mut clients = tokio::task::JoinSet::new();
     for c in 0..config.clients {

@@ -331,6 +331,7 @@ fn rule(
             };
             (pre, Some(ABSENT))
         }
+        Act::Delete(None, Outcome::Cleared) => (Pre::Any, Some(ABSENT)),
         Act::Delete(_, Outcome::NotFound) | Act::Get(Outcome::NotFound) | Act::Head(Outcome::NotFound) => {
             read(Pre::Absent)
         }

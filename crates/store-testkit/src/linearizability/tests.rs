@@ -283,6 +283,37 @@ fn writes_of_unknown_outcome_may_or_may_not_have_happened() {
 }
 
 #[test]
+fn two_racing_deletes_cannot_both_find_the_key_unless_presence_is_unchecked() {
+    let racing = |outcome: fn() -> Outcome| {
+        history(vec![
+            (0, put("a", PutMode::Overwrite), Written(v(1)), 0, Some(1)),
+            (
+                1,
+                Call::Delete {
+                    key: key(),
+                    if_match: None,
+                },
+                outcome(),
+                2,
+                Some(5),
+            ),
+            (
+                2,
+                Call::Delete {
+                    key: key(),
+                    if_match: None,
+                },
+                outcome(),
+                3,
+                Some(6),
+            ),
+        ])
+    };
+    assert!(check(&racing(|| Outcome::Deleted)).is_err());
+    check(&racing(|| Outcome::Cleared)).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn a_refused_write_must_not_take_effect() {
     let h = history(vec![
         (0, put("a", PutMode::Overwrite), Written(v(1)), 0, Some(1)),
