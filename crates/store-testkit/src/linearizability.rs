@@ -31,12 +31,12 @@
 //! before it was sent is left out.
 //!
 //! # Cost
-//! The search explores states, never a set of operations twice in one state; with `K`
-//! clients the states at each point of a key's history are bounded by the orders of its
-//! `K` concurrent operations, so a history of 10,000 operations with a few clients takes
-//! well under a second. Writes of unknown outcome widen the search: keep faults to a
-//! fraction of the calls. A search that exceeds its budget ends as
-//! [`ViolationKind::Undecided`] rather than running on.
+//! The check does no I/O. The search never explores a set of linearized operations twice
+//! in one state; with `K` clients, the states at each point of a key's history are bounded
+//! by the orders of its at most `K` concurrent operations, so a linearizable history costs
+//! about its length times `K` steps. Writes of unknown outcome widen the search (each may
+//! take effect at any later point): keep faults to a fraction of the calls. A search that
+//! exceeds its budget of steps ends as [`ViolationKind::Undecided`] rather than running on.
 
 use std::fmt;
 
