@@ -491,6 +491,29 @@ impl MultiError {
     pub fn len(&self) -> usize {
         self.errors.len()
     }
+
+    /// The errors of a write that some other part (backend, store) *did* apply: each
+    /// [`Error::is_not_applied`] error becomes an [`Error::outcome_unknown`] one, so that
+    /// the whole is never taken for a write that changed nothing and sent again (a
+    /// conditional write would then conflict with itself). `backend` names the composite.
+    pub fn after_partial_apply(self, backend: &'static str) -> MultiError {
+        let errors = self
+            .errors
+            .into_iter()
+            .map(|(i, e)| match e.is_not_applied() {
+                true => (
+                    i,
+                    Error::outcome_unknown(
+                        backend,
+                        format!("part {i} refused a write another part applied: {e}"),
+                        None,
+                    ),
+                ),
+                false => (i, e),
+            })
+            .collect();
+        MultiError { errors }
+    }
 }
 
 impl fmt::Display for MultiError {

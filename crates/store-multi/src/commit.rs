@@ -215,12 +215,21 @@ impl Phase {
         let Tally {
             outcomes, mut errors, ..
         } = tally;
-        if self.mode == PutMode::Create {
+        let rolled_back = self.mode == PutMode::Create;
+        if rolled_back {
             roll_back(&self.shared, &self.key, &outcomes, &mut errors).await;
         }
         errors.sort_by_key(|(i, _)| *i);
         tracing::debug!(key = %self.key, failed = errors.len(), "store-multi: commit failed");
-        MultiError::new(errors).into()
+        let applied = outcomes.iter().any(|o| matches!(o, Outcome::Committed(_)));
+        let errors = MultiError::new(errors);
+        // Backends that committed (and were not rolled back) hold the write: the error must
+        // not pass for one that changed nothing.
+        if applied && !rolled_back {
+            errors.after_partial_apply("Multi").into()
+        } else {
+            errors.into()
+        }
     }
 
     /// Finishes the commits a quorum write left running, then reports the settled state.

@@ -34,21 +34,7 @@ fn all_ok<T>(primary: Result<T>, copies: Vec<(usize, Result<T>)>) -> Result<(T, 
     match primary {
         Some(p) if errors.is_empty() => Ok((p, oks)),
         _ if primary.is_some() || !oks.is_empty() => {
-            let errors = errors
-                .into_iter()
-                .map(|(i, e)| match e.is_not_applied() {
-                    true => (
-                        i,
-                        Error::outcome_unknown(
-                            "Replica",
-                            format!("sync store {i} refused a write another sync store applied: {e}"),
-                            None,
-                        ),
-                    ),
-                    false => (i, e),
-                })
-                .collect();
-            Err(MultiError::new(errors).into())
+            Err(MultiError::new(errors).after_partial_apply("Replica").into())
         }
         _ => Err(MultiError::new(errors).into()),
     }
