@@ -110,7 +110,7 @@
 //!   update of the group is one compare-and-swap of this object (`PutMode::Update(version)`,
 //!   or `Create` for the first).
 //! - `g/.objects/<id>`: one object per *version* of a larger content (over the
-//!   [inline limit](Group::with_inline_limit), 256 bytes by default, or once the manifest
+//!   [inline limit](Group::with_inline_limit), 1 KiB by default, or once the manifest
 //!   holds [`INLINE_BUDGET`] bytes of small ones), written once with `PutMode::Create` and
 //!   never changed. Its id is `<creation time in ns, hex>-<64 random bits, hex>`, unique
 //!   without coordination (the time lets [`Group::gc`] spare young objects). A small

@@ -28,7 +28,7 @@ const FORMAT_INLINE: u32 = 2;
 
 /// Contents up to this size are kept in the manifest by default
 /// ([`Group::with_inline_limit`](crate::Group::with_inline_limit)).
-pub const DEFAULT_INLINE_LIMIT: usize = 256;
+pub const DEFAULT_INLINE_LIMIT: usize = 1024;
 /// Inline contents of one manifest stop growing past this total (bytes of content), so the
 /// manifest that every update rewrites stays small; beyond it, contents get objects.
 pub const INLINE_BUDGET: usize = 16 * 1024;

@@ -52,7 +52,7 @@ async fn an_uncontended_update_is_one_conditional_put_when_small_and_two_puts_wh
     }
     assert_eq!(calls_since(&faulty, &before), [(FaultOp::Put, 4)]);
 
-    let large = |fill: u8| Bytes::from(vec![fill; 1024]);
+    let large = |fill: u8| Bytes::from(vec![fill; 2048]);
     g.operate("large", |_| Ok(large(0))).await.unwrap();
     let before = counts(&faulty);
     for fill in 1..5 {
@@ -76,12 +76,12 @@ async fn an_uncontended_update_is_one_conditional_put_when_small_and_two_puts_wh
 async fn a_reader_reads_an_unchanged_object_version_once() {
     let (store, faulty, g) = setup();
     let writer = Group::new(store.clone(), "g").unwrap();
-    writer.operate("large", |_| Ok(vec![1; 1024])).await.unwrap();
+    writer.operate("large", |_| Ok(vec![1; 2048])).await.unwrap();
     let before = counts(&faulty);
     for _ in 0..3 {
         assert_eq!(
             g.reader("large").await.unwrap().bytes().await.unwrap(),
-            vec![1; 1024]
+            vec![1; 2048]
         );
     }
     // The manifest each time, the object version once.
@@ -92,24 +92,24 @@ async fn a_reader_reads_an_unchanged_object_version_once() {
 async fn the_inline_limit_keeps_larger_contents_in_the_manifest() {
     let (store, faulty, g) = setup();
     assert_eq!(g.inline_limit(), DEFAULT_INLINE_LIMIT);
-    let g = g.with_inline_limit(1024);
-    let kilobyte = Bytes::from(vec![7; 1024]);
-    g.operate("doc", |_| Ok(kilobyte.clone())).await.unwrap();
+    let g = g.with_inline_limit(2048);
+    let two_kib = Bytes::from(vec![7; 2048]);
+    g.operate("doc", |_| Ok(two_kib.clone())).await.unwrap();
     let before = counts(&faulty);
-    g.operate("doc", |_| Ok(kilobyte.clone())).await.unwrap();
+    g.operate("doc", |_| Ok(two_kib.clone())).await.unwrap();
     assert_eq!(calls_since(&faulty, &before), [(FaultOp::Put, 1)]);
     assert_eq!(objects(&store).await, 0);
     // A handle with the default limit reads it, and writes a larger content as an object.
     let default = Group::new(store.clone(), "g").unwrap();
     assert_eq!(
         default.reader("doc").await.unwrap().bytes().await.unwrap(),
-        kilobyte
+        two_kib
     );
-    default.operate("doc", |_| Ok(vec![8; 1024])).await.unwrap();
+    default.operate("doc", |_| Ok(vec![8; 2048])).await.unwrap();
     assert_eq!(objects(&store).await, 1);
     assert_eq!(
         g.reader("doc").await.unwrap().bytes().await.unwrap(),
-        vec![8; 1024]
+        vec![8; 2048]
     );
 }
 
@@ -119,7 +119,7 @@ async fn the_inline_limit_keeps_larger_contents_in_the_manifest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replaced_version_is_deleted_off_the_callers_path() {
     let (store, faulty, g) = setup();
-    let large = |fill: u8| Bytes::from(vec![fill; 1024]);
+    let large = |fill: u8| Bytes::from(vec![fill; 2048]);
     g.operate("doc", |_| Ok(large(1))).await.unwrap();
     faulty.inject(Rule::new(FaultOp::Delete, Fault::Hang));
     tokio::time::timeout(Duration::from_secs(30), g.operate("doc", |_| Ok(large(2))))

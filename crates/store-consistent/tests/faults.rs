@@ -16,7 +16,7 @@ fn setup() -> (MemoryStore, Faulty<MemoryStore>, Group) {
 
 /// Contents too large to be kept in the manifest, so that each version is an object.
 fn big(tag: &str) -> String {
-    format!("{tag}{}", ".".repeat(400))
+    format!("{tag}{}", ".".repeat(2000))
 }
 
 async fn stored_versions(store: &MemoryStore) -> usize {

@@ -238,7 +238,7 @@ fn id_at(at: SystemTime) -> String {
 async fn gc_removes_old_unreferenced_versions_only() {
     let (store, g) = setup();
     // Large enough to be an object of its own (small contents live in the manifest).
-    let kept = "kept".repeat(100);
+    let kept = "kept".repeat(300);
     g.operate("live", |_| Ok(kept.clone())).await.unwrap();
     let obj = |id: &str| Key::new(format!("app/state/.objects/{id}")).unwrap();
     // Leftovers of crashed writers: one long ago, one just now; plus a foreign file.
@@ -292,22 +292,19 @@ async fn groups_on_one_backend_are_independent() {
 #[tokio::test]
 async fn small_contents_live_in_the_manifest_and_large_ones_in_objects() {
     let (store, g) = setup();
-    let large = Bytes::from(vec![b'x'; 257]);
+    let large = Bytes::from(vec![b'x'; 1025]);
     g.operate("n", |_| Ok("small")).await.unwrap();
-    assert!(
-        objects(&store).await.is_empty(),
-        "256 bytes or less: in the manifest"
-    );
+    assert!(objects(&store).await.is_empty(), "1 KiB or less: in the manifest");
     let small_key = g.reader("n").await.unwrap().key().to_owned();
 
     g.operate("n", |_| Ok(large.clone())).await.unwrap();
-    assert_eq!(objects(&store).await.len(), 1, "over 256 bytes: an object");
+    assert_eq!(objects(&store).await.len(), 1, "over 1 KiB: an object");
     let large_key = g.reader("n").await.unwrap().key().to_owned();
     assert_ne!(large_key, small_key);
     assert_eq!(content(&g, "n").await, large);
 
     g.operate("n", |old| {
-        assert_eq!(old.len(), 257);
+        assert_eq!(old.len(), 1025);
         Ok(Bytes::from_static(b"small again"))
     })
     .await

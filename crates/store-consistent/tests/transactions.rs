@@ -158,7 +158,7 @@ async fn a_transaction_commits_all_at_once_and_reads_one_snapshot() {
     // A read-only transaction keeps reading its snapshot's names: small contents come with
     // the snapshot; a large one is an object, and once replaced the read reports a stale
     // snapshot.
-    let large = "L".repeat(1000);
+    let large = "L".repeat(2000);
     g.operate("big", |_| Ok(large.clone())).await.unwrap();
     let mut tx = g.begin().await.unwrap();
     g.operate("a", |_| Ok("a2")).await.unwrap();
