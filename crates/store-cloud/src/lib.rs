@@ -179,6 +179,7 @@ mod connect;
 mod error;
 mod listing;
 mod probe;
+mod put;
 mod settings;
 mod store;
 mod version;
