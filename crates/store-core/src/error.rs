@@ -18,7 +18,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A failed *write* says more when its backend knows more: [`Error::not_applied`] proves
 /// nothing changed (sending it again is safe), [`Error::outcome_unknown`] says it may have
 /// been applied (a conditional write must not be sent again blindly), optionally with a
-/// [`WriteResolver`] that finds out. Both are retryable [`Error::Backend`]s, so code that
+/// [`WriteResolver`](crate::WriteResolver) that finds out. Both are retryable [`Error::Backend`]s, so code that
 /// only asks [`Error::is_retryable`] keeps working.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

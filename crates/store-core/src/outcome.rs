@@ -34,7 +34,7 @@ impl Error {
     }
 
     /// Whether this error proves that the request changed nothing, so that sending it again
-    /// cannot apply a write twice: an [`Error::not_applied`], or a [`MultiError`] made only
+    /// cannot apply a write twice: an [`Error::not_applied`], or a [`MultiError`](crate::MultiError) made only
     /// of those. Any other error of a write leaves its outcome open.
     pub fn is_not_applied(&self) -> bool {
         match self {
