@@ -73,6 +73,9 @@ struct Tally {
     outcomes: Vec<Outcome>,
     committed: usize,
     errors: Vec<(usize, Error)>,
+    /// The backends whose commit failed without proving it changed nothing (a lost reply):
+    /// they may hold the new object.
+    open: Vec<usize>,
 }
 
 impl Tally {
@@ -82,7 +85,12 @@ impl Tally {
                 self.outcomes[i] = Outcome::Committed(meta);
                 self.committed += 1;
             }
-            Err(e) => self.errors.push((i, e)),
+            Err(e) => {
+                if !e.is_not_applied() {
+                    self.open.push(i);
+                }
+                self.errors.push((i, e));
+            }
         }
     }
 }
@@ -147,6 +155,7 @@ impl Phase {
             outcomes: vec![Outcome::Pending; n],
             committed: 0,
             errors: failed,
+            open: Vec::new(),
         };
         let commits = commits.into_iter().map(|(i, commit)| commit.map(move |r| (i, r)));
         let mut running = None;
@@ -213,11 +222,14 @@ impl Phase {
     /// The error of a write that too few backends committed, after rolling back a `Create`.
     async fn fail(self, tally: Tally) -> Error {
         let Tally {
-            outcomes, mut errors, ..
+            outcomes,
+            mut errors,
+            open,
+            ..
         } = tally;
         let rolled_back = self.mode == PutMode::Create;
         if rolled_back {
-            roll_back(&self.shared, &self.key, &outcomes, &mut errors).await;
+            roll_back(&self.shared, &self.key, &outcomes, &open, &mut errors).await;
         }
         errors.sort_by_key(|(i, _)| *i);
         tracing::debug!(key = %self.key, failed = errors.len(), "store-multi: commit failed");
@@ -332,40 +344,63 @@ fn tolerate(
 }
 
 /// Undoes the commits of a failed `Create`: deletes each new object if it is still the
-/// version this write made (never someone else's). A rollback that fails is an error too.
-async fn roll_back(shared: &Shared, key: &Key, outcomes: &[Outcome], errors: &mut Vec<(usize, Error)>) {
-    let undo = outcomes.iter().enumerate().filter_map(|(i, o)| match o {
-        Outcome::Committed(m) => Some(async move {
-            let r = (*shared.backends[i]).delete_if(key, m.version.clone()).await;
-            (i, r)
-        }),
-        _ => None,
+/// version this write made (never someone else's). A backend in `open` (its commit failed
+/// without proving it changed nothing: a lost reply) is asked first (`head`, under the key's lock: the check saw
+/// it absent, so what it holds now is this write's). A rollback that fails is an error too.
+async fn roll_back(
+    shared: &Shared,
+    key: &Key,
+    outcomes: &[Outcome],
+    open: &[usize],
+    errors: &mut Vec<(usize, Error)>,
+) {
+    let undo = (0..outcomes.len()).filter_map(|i| {
+        let made = match &outcomes[i] {
+            Outcome::Committed(m) => Some(m.version.clone()),
+            _ => None,
+        };
+        (made.is_some() || open.contains(&i)).then_some(async move {
+            let backend = &shared.backends[i];
+            let made = match made {
+                Some(v) => v,
+                None => match (**backend).head(key).await {
+                    Ok(m) => m.version,
+                    Err(e) if e.is_not_found() => return (i, Ok(())),
+                    Err(e) => return (i, Err(e)),
+                },
+            };
+            (i, (**backend).delete_if(key, made).await)
+        })
     });
     for (i, r) in join_all(undo).await {
-        if let Err(e) = r {
-            errors.push((
+        match r {
+            // Gone already: as wanted.
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => errors.push((
                 i,
                 Error::Backend {
                     backend: "store-multi rollback",
                     retryable: false,
                     source: Box::new(e),
                 },
-            ));
+            )),
         }
     }
 }
 
 /// Every backend's part of the composite version after a write: a committed backend holds
-/// its new version, a failed one what it held before (known from the conditional check —
-/// `known` is empty when there was none — else `Unknown`), a pending one `Unknown`.
+/// its new version; a failed one what it held before (known from the conditional check)
+/// only if its error proves the write changed nothing (`Error::is_not_applied`) — a lost
+/// reply may have applied it — else `Unknown`, as is a pending one.
 fn parts(outcomes: &[Outcome], known: &[Component]) -> Vec<Component> {
     outcomes
         .iter()
         .enumerate()
         .map(|(i, o)| match o {
             Outcome::Committed(m) => Component::Present(m.version.clone()),
-            Outcome::Failed(_) => known.get(i).cloned().unwrap_or(Component::Unknown),
-            Outcome::Pending => Component::Unknown,
+            Outcome::Failed(e) if e.is_not_applied() => known.get(i).cloned().unwrap_or(Component::Unknown),
+            Outcome::Failed(_) | Outcome::Pending => Component::Unknown,
         })
         .collect()
 }

@@ -67,9 +67,11 @@
 //! rollback that fails is listed in the error too. So after an error:
 //! - before the commit phase, in every mode: no backend changed;
 //! - in the commit phase with `Create`: no backend holds the object, unless the error
-//!   lists a `store-multi rollback` failure for it;
-//! - in the commit phase otherwise: exactly the backends *not* named in the error hold the
-//!   new object.
+//!   lists a `store-multi rollback` failure for it (a backend whose reply was lost is
+//!   asked, and rolled back too if it holds the new object);
+//! - in the commit phase otherwise: the backends *not* named in the error hold the new
+//!   object, and so may those named with an error that leaves the outcome open (a lost
+//!   reply: anything but [`Error::is_not_applied`](store_core::Error::is_not_applied)).
 //!
 //! `Quorum` needs a strict majority of the *configured* backends (1→1, 2→2, 3→2, 4→3,
 //! 5→3; [`WriteMode::required`]). [`MultiWriter`]'s `put` and `close` return as soon as the
@@ -133,7 +135,8 @@
 //! adds one `head` per backend first (the check). A streamed write is one writer per
 //! streaming backend, each chunk sent to them all at once (shared, never copied), and one
 //! commit each. A write that some backend failed asks that backend for its state once more
-//! (`head`) when the check did not tell it, to name it in the version. A read is one `head`
+//! (`head`), to name it in the version, unless its error proves it changed nothing and the
+//! check told what it held. A read is one `head`
 //! per backend (the composite version) and one `get` of the body; a listing merges every
 //! backend's listing.
 //!

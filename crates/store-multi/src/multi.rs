@@ -201,9 +201,11 @@ impl Backend for Multi {
     /// Deletes on every backend that holds the key, concurrently, under the key's lock.
     /// With `if_match`, the composite version is checked first (`Conflict` / `NotFound`
     /// as a single backend would answer) and each backend deletes only its own matching
-    /// version. Deletes cannot be rolled back: the write mode decides whether the
+    /// version; if too few backends can tell their state for the write mode, nothing is
+    /// deleted. Deletes cannot be rolled back: the write mode decides whether the
     /// failures fail the call (`All`: any; `Quorum`: fewer than a majority without the
-    /// key afterwards; `BestEffort`: none without it).
+    /// key afterwards; `BestEffort`: none without it), and such an error does not claim
+    /// that nothing changed.
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
         let shared = &self.fan.shared;
         let n = shared.backends.len();
@@ -239,6 +241,11 @@ impl Backend for Multi {
                     Component::Unknown => None,
                 };
             }
+            // A backend that could not tell its state is not deleted from; if that leaves
+            // too few for the write mode, nothing is.
+            if n - view.errors.len() < shared.mode.required(n) {
+                return Err(MultiError::new(view.errors).into());
+            }
             errors.extend(view.errors);
             for (i, _) in &errors {
                 targets[*i] = None;
@@ -271,7 +278,8 @@ impl Backend for Multi {
         }
         if deleted + without < shared.mode.required(n) {
             errors.sort_by_key(|(i, _)| *i);
-            return Err(MultiError::new(errors).into());
+            // Some backends did delete: the error must not pass for one that changed nothing.
+            return Err(MultiError::new(errors).after_partial_apply("Multi").into());
         }
         for (i, e) in errors {
             shared.failures.record("delete", key.as_str(), i, Arc::new(e));

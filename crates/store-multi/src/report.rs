@@ -10,8 +10,11 @@ use tokio::sync::watch;
 pub enum Outcome {
     /// The backend committed; its own metadata (with the backend's own version).
     Committed(Meta),
-    /// The backend failed (at open, at a chunk, at the conditional check or at the commit)
-    /// and holds what it held before.
+    /// The backend failed (at open, at a chunk, at the conditional check or at the commit).
+    /// It holds what it held before, except that a commit whose error does not prove it
+    /// changed nothing ([`Error::is_not_applied`]; a lost reply) may have applied the write:
+    /// the composite version then names what the backend holds, asked once more with a
+    /// `head`.
     Failed(Arc<Error>),
     /// A `Quorum` write returned before this backend finished committing; see
     /// [`WriteReport::settled`].

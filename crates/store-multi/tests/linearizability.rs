@@ -34,17 +34,11 @@ fn multi(mode: WriteMode, n: usize, faults: &[Rule]) -> Multi {
 }
 
 /// The one faulty backend of the fan-out is slow: 2 ms of latency on a fraction `p` of its
-/// calls. Failures inside the fan-out are left out, because Multi documents what they
-/// leave — backends that diverge, reads that take whichever backend answers — which no
-/// single register explains, and because they show defects (reported with their seeds):
-/// - after a lost reply from one backend, a `Quorum` write returns a version naming that
-///   backend's version from *before* the write, and an `Update` from it is a `Conflict`
-///   (seed 4);
-/// - a `Create` whose reply one backend lost is rolled back on the others only, and the
-///   backend that lost the reply keeps the object (the docs say no backend holds it);
-/// - a failed `head` in the check of a conditional delete lets the delete go ahead on the
-///   other backends; a failed `get` or listing of one backend while the others lack the
-///   key (mid-delete, or diverged) reads as "absent", and a later read finds it again.
+/// calls. Failures inside the fan-out that leave the backends diverging (a write refused
+/// by one backend, a read that fails while the others lack the key) are left out: Multi
+/// documents what they leave — backends that diverge, reads that take whichever backend
+/// answers — which no single register explains. Lost replies leave no divergence (the
+/// write was applied): see [`lost_replies`].
 fn slow_backend(p: f64) -> Vec<Rule> {
     [
         FaultOp::Put,
@@ -85,6 +79,33 @@ async fn multi_quorum_with_a_slow_backend_is_linearizable_up_to_torn_read_versio
     let config = Config::default().with_seed(4).with_torn_read_versions();
     store_testkit::linearizability(
         || async { multi(WriteMode::Quorum, 3, &slow_backend(0.2)) },
+        config,
+    )
+    .await;
+}
+
+/// On a fraction `p` of its writes, the faulty backend applies the write but loses the
+/// reply (half of them with an error that can tell what happened).
+fn lost_replies(p: f64) -> Vec<Rule> {
+    [FaultOp::Put, FaultOp::Delete, FaultOp::WriterClose]
+        .into_iter()
+        .flat_map(|op| {
+            [
+                Rule::new(op, Fault::LostReply).with_probability(p / 2.0),
+                Rule::new(op, Fault::LostReplyResolvable).with_probability(p / 2.0),
+            ]
+        })
+        .collect()
+}
+
+/// Regression (seed 4): a `Quorum` write whose reply the third backend lost returned a
+/// version naming that backend's version from before the write, and an `Update` from it
+/// was a `Conflict`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multi_quorum_with_lost_replies_in_one_backend_is_linearizable_up_to_torn_read_versions() {
+    let config = Config::default().with_seed(4).with_torn_read_versions();
+    store_testkit::linearizability(
+        || async { multi(WriteMode::Quorum, 3, &lost_replies(0.1)) },
         config,
     )
     .await;
