@@ -124,10 +124,18 @@
 //! holds the object ([`ReadPolicy::InOrder`], the default), or from whichever answers first
 //! ([`ReadPolicy::Fastest`]). A backend that fails falls through to the next; a key is
 //! absent (`NotFound`) only if every backend that answered lacks it — a copy missing from
-//! one backend is not an answer while another holds it. Listing merges every backend's
-//! listing (the union, in order). `watch` waits on every backend at once and, before
-//! returning a change, waits for an in-flight commit of that key through this `Multi`, so
-//! it reports a settled version.
+//! one backend is not an answer while another holds it. Reads take no lock: a read racing
+//! a write may report a composite version that mixes the two states (the new part from
+//! one backend, the old from another). Such a version is never issued by a write, so a
+//! conditional write from it fails with `Conflict` rather than succeeding wrongly; the
+//! body and the presence a read reports are those of a state before or after the write.
+//! After a failure inside the fan-out that leaves the backends diverging (a write or
+//! delete one backend refused, in any mode), reads take whichever backend answers and no
+//! longer behave as one register until a write of the key brings them together again.
+//!
+//! Listing merges every backend's listing (the union, in order). `watch` waits on every
+//! backend at once and, before returning a change, waits for an in-flight commit of that
+//! key through this `Multi`, so it reports a settled version.
 //!
 //! # Cost
 //!
