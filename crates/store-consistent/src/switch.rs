@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use store_core::{DeleteOptions, Error, PutMode, PutOptions, Result, Version};
+use store_core::{DeleteOptions, Error, Meta, PutMode, PutOptions, Result, Version};
 
 use crate::group::Group;
 use crate::manifest::{Entry, Snapshot, new_id};
@@ -59,7 +59,9 @@ impl Group {
     /// encoded and written with one conditional put (`Update` of `snap`'s version, `Create`
     /// for the first manifest). On success the group keeps the new manifest as the last
     /// one seen, and the object versions it no longer refers to are
-    /// [discarded](Self::discard). `false` if another switch got there first.
+    /// [discarded](Self::discard). `false` if another switch got there first. A put that
+    /// failed after it may have landed is [settled](settle) by the backend's resolver, if
+    /// it offers one (one more call).
     async fn commit(&self, snap: Snapshot, set: &[(&str, Option<Entry>)]) -> Result<bool> {
         let Snapshot {
             mut manifest,
@@ -85,22 +87,22 @@ impl Group {
             .shared
             .backend
             .put(&self.shared.manifest_key, next.encode(), mode.into());
-        match put.await {
-            Ok(meta) => {
-                self.remember(meta.version, manifest);
-                for id in replaced {
-                    self.discard(&id).await;
-                }
-                Ok(true)
-            }
-            Err(e) if lost_race(&e) => Ok(false),
-            Err(e) => Err(e),
+        let written = match put.await {
+            Ok(meta) => meta,
+            Err(e) if lost_race(&e) => return Ok(false),
+            Err(e) => settle(e).await?,
+        };
+        self.remember(written.version, manifest);
+        for id in replaced {
+            self.discard(&id).await;
         }
+        Ok(true)
     }
 
     /// The entry for a new content `data` of a name, in a manifest that holds
     /// `inline_bytes` of inline content: the content itself if it fits (no I/O), else a
-    /// new object version, stored first with one `Create` put (nothing refers to it yet).
+    /// new object version, stored first with one `Create` put (nothing refers to it yet),
+    /// [settled](settle) like the manifest's if it fails after it may have landed.
     pub(crate) async fn new_entry(&self, inline_bytes: usize, data: Bytes) -> Result<Entry> {
         let id = new_id();
         if self.fits_inline(inline_bytes, data.len()) {
@@ -109,10 +111,10 @@ impl Group {
                 inline: Some(data),
             });
         }
-        self.shared
-            .backend
-            .put(&self.object_key(&id)?, data, PutOptions::create())
-            .await?;
+        let key = self.object_key(&id)?;
+        if let Err(e) = self.shared.backend.put(&key, data, PutOptions::create()).await {
+            settle(e).await?;
+        }
         Ok(Entry { id, inline: None })
     }
 
@@ -174,5 +176,72 @@ impl Group {
                 set.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(",")
             ),
         }
+    }
+}
+
+/// The end of a backend write of the group (an object version, the manifest) that failed
+/// after it may have been applied: its metadata if the backend's
+/// [`WriteResolver`](store_core::WriteResolver) finds it applied (one call of the
+/// resolver), so the update goes on; otherwise the error, without that resolver. A
+/// resolver answers for the backend's write — an object or the manifest, with their
+/// versions —, not for the group's update, so none is passed on to the group's caller:
+/// the error says only that the update's outcome is unknown.
+pub(crate) async fn settle(e: Error) -> Result<Meta> {
+    let Some(resolver) = e.resolver().cloned() else {
+        return Err(e);
+    };
+    match resolver.resolve().await {
+        Ok(Some(meta)) => Ok(meta),
+        _ => Err(Error::outcome_unknown("store-consistent", e, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use store_core::{Key, WriteResolver};
+
+    use super::*;
+
+    fn lost(answer: Result<Option<Meta>>) -> Error {
+        let answer = std::sync::Arc::new(answer.map_err(|e| e.to_string()));
+        let resolver = WriteResolver::new(move || {
+            let answer = answer
+                .as_ref()
+                .clone()
+                .map_err(|e| Error::invalid_input("resolve", None, e));
+            std::future::ready(answer)
+        });
+        Error::outcome_unknown("memory", "reply lost", Some(resolver))
+    }
+
+    /// A write found applied goes on with its metadata; one found not applied, or whose
+    /// resolver fails, is an outcome-unknown error without the backend's resolver; an
+    /// error without a resolver is passed on as it is.
+    #[tokio::test]
+    async fn settling_a_lost_reply_never_passes_the_resolver_on() {
+        let meta = Meta {
+            key: Key::new("g/.manifest").unwrap(),
+            size: 2,
+            version: Version::from(7),
+            modified: SystemTime::now(),
+        };
+        assert_eq!(
+            settle(lost(Ok(Some(meta.clone())))).await.unwrap().version,
+            meta.version
+        );
+        for unsettled in [
+            lost(Ok(None)),
+            lost(Err(Error::invalid_input("resolve", None, "down"))),
+        ] {
+            let e = settle(unsettled).await.unwrap_err();
+            assert!(e.is_outcome_unknown() && e.is_retryable(), "{e}");
+            assert!(e.resolver().is_none(), "{e}");
+            assert!(e.to_string().contains("reply lost"), "{e}");
+        }
+        let refused = Error::not_applied("memory", "refused");
+        let e = settle(refused).await.unwrap_err();
+        assert!(e.is_not_applied(), "{e}");
     }
 }

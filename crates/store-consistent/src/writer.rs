@@ -7,6 +7,7 @@ use store_core::{ObjectWriter, PutOptions, Result};
 
 use crate::group::Group;
 use crate::manifest::{Entry, Snapshot, new_id};
+use crate::switch::settle;
 
 /// A pending update of one name of a [`Group`], from
 /// [`Group::writer`](crate::Group::writer).
@@ -66,7 +67,10 @@ impl Writer {
     ///
     /// # Errors
     /// [`Error::Conflict`](store_core::Error::Conflict) if the name no longer has the key this writer was opened with
-    /// (nothing is changed and the written data is deleted); backend errors.
+    /// (nothing is changed and the written data is deleted); backend errors — an object
+    /// commit or manifest put whose reply was lost is first settled by the backend's
+    /// [`WriteResolver`](store_core::WriteResolver), if it offers one, and that resolver is
+    /// never passed on (see the [crate documentation](crate#how-it-works)).
     pub async fn close(self) -> Result<String> {
         let Writer {
             group,
@@ -76,7 +80,9 @@ impl Writer {
             inner,
             hint,
         } = self;
-        inner.close().await?;
+        if let Err(e) = inner.close().await {
+            settle(e).await?;
+        }
         let expect = [(name.as_str(), expected.as_deref())];
         let entry = Entry {
             id: Arc::clone(&id),

@@ -137,3 +137,44 @@ async fn a_switch_whose_reply_was_lost_keeps_the_content_it_named() {
         "the switch landed and its content is readable"
     );
 }
+
+/// Regression (seed 5 of `a_group_over_a_failing_backend_is_linearizable`): a backend
+/// write of the group whose reply was lost but whose error carries a resolver — the
+/// object put, a writer's object commit, the manifest put — is settled by that resolver,
+/// and found applied, the update goes on and succeeds. Before, the group passed the
+/// backend's error on, resolver included, and that resolver answered for the object (or
+/// the manifest), not for the name: resolving a writer's failed close reported the update
+/// applied, at the object's version, while the manifest never named it.
+#[tokio::test]
+async fn writes_whose_lost_reply_the_backend_can_resolve_go_on() {
+    let (_, faulty, g) = setup();
+    let manifest = Key::new("g/.manifest").unwrap();
+    g.operate("n", |_| Ok(big("1"))).await.unwrap();
+
+    // The object put (the first put of a larger content's update), then the manifest put.
+    faulty.inject(Rule::new(FaultOp::Put, Fault::LostReplyResolvable).times(1));
+    g.operate("n", |_| Ok(big("2"))).await.unwrap();
+    assert_eq!(g.reader("n").await.unwrap().bytes().await.unwrap(), big("2"));
+    faulty.inject(
+        Rule::new(FaultOp::Put, Fault::LostReplyResolvable)
+            .for_key(&manifest)
+            .times(1),
+    );
+    g.operate("s", |_| Ok("small")).await.unwrap();
+    assert_eq!(g.reader("s").await.unwrap().bytes().await.unwrap(), "small");
+
+    // A writer's object commit.
+    faulty.inject(Rule::new(FaultOp::WriterClose, Fault::LostReplyResolvable).times(1));
+    let mut w = g.writer("w", "").await.unwrap();
+    w.write("streamed").await.unwrap();
+    let key = w.close().await.unwrap();
+    let r = g.reader("w").await.unwrap();
+    assert_eq!(r.key(), key, "the key returned is the name's");
+    assert_eq!(r.bytes().await.unwrap(), "streamed");
+    let events = faulty.events();
+    assert_eq!(
+        events.iter().filter(|e| e.ends_with(" err")).count(),
+        3,
+        "each of the three lost replies was met: {events:?}"
+    );
+}
