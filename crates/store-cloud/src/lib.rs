@@ -167,9 +167,16 @@
 //! the cost of one request per poll.
 //!
 //! **Deletes** are a HEAD (S3 deletes of absent objects succeed, but the contract wants
-//! `NotFound`, and `if_match` needs the version) followed by the DELETE. object_store has no
-//! conditional delete, so `if_match` is checked, not enforced by the server:
-//! `capabilities().conditional_delete` is `false`.
+//! `NotFound`, and `if_match` needs the version) followed by the DELETE. object_store's
+//! delete takes no condition on any provider, so `if_match` is checked, not enforced by the
+//! server: `capabilities().conditional_delete` is `false`. The guarantee is weaker than the
+//! contract's: a delete's `NotFound` and `Conflict` are exact, and after a successful
+//! delete the key is absent, but the DELETE removes whatever object is there when it runs.
+//! Another client's write between the HEAD and the DELETE — a put of any mode, even an
+//! `Update` from the very version `if_match` names — is deleted without anyone being told,
+//! and of two racing deletes (conditional or not) both may report success. A conditional
+//! delete is a check followed by a delete, not a compare-and-delete (see
+//! [`CloudStore`]'s `delete`).
 //!
 //! Keys under the first segment `.store-cloud` are reserved (the probe's object) and
 //! refused with `InvalidKey`.

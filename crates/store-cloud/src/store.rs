@@ -393,6 +393,23 @@ impl Backend for CloudStore {
         Ok(self.head_version("head", key, &path).await?.0)
     }
 
+    /// Deletes `key`: two requests, a HEAD, then the DELETE. object_store's delete takes no
+    /// condition, on any provider, so `if_match` is checked by that HEAD and not enforced
+    /// by the server (`capabilities().conditional_delete` is `false`). What a delete
+    /// guarantees follows:
+    ///
+    /// - `NotFound`, and for `if_match` a `Conflict` (with the version found), are exact:
+    ///   the HEAD found the key absent, or at another version, and nothing was deleted.
+    /// - Success means that at the HEAD the key was present (at the `if_match` version, if
+    ///   one was given), and that the DELETE then removed **whatever object was there when
+    ///   it ran**: the key is absent right after it, until the next write.
+    /// - Between the two requests (one round trip) another client may write or delete the
+    ///   key. Of two racing deletes, conditional or not, both may report success. A put
+    ///   that lands in between — any mode, also an `Update` from the version `if_match`
+    ///   names, which succeeds and returns its new version — is deleted by a delete that
+    ///   never saw it and that reports success. So a conditional delete is a check, then an
+    ///   unconditional delete; it is no compare-and-delete, and a lost update of this kind
+    ///   is not reported to anyone.
     #[tracing::instrument(level = "debug", skip(self, opts), fields(key = key.as_str()))]
     async fn delete(&self, key: &Key, opts: DeleteOptions) -> Result<()> {
         let path = self.path(key)?;
