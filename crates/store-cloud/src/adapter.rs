@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
@@ -77,6 +77,9 @@ const STORE: &str = "ObjectStoreAdapter";
 ///   bytes and versions only.
 #[derive(Debug, Clone)]
 pub struct ObjectStoreAdapter<B> {
+    /// Shared with the tasks of `delete_stream` and of multipart uploads. Calls go to `B`
+    /// itself ([`ObjectStoreAdapter::backend`]): `Arc<B>`'s forwarding `Backend` impl would
+    /// box every call's future a second time.
     inner: Arc<B>,
 }
 
@@ -183,21 +186,6 @@ fn put_result(meta: &Meta) -> PutResult {
     }
 }
 
-/// One `Bytes` for a payload: no copy when it is one chunk (the common case).
-fn contiguous(payload: PutPayload) -> Bytes {
-    let mut chunks = payload.into_iter();
-    match (chunks.next(), chunks.next()) {
-        (None, _) => Bytes::new(),
-        (Some(only), None) => only,
-        (Some(first), Some(second)) => {
-            let mut all = BytesMut::from(&first[..]);
-            all.extend_from_slice(&second);
-            chunks.for_each(|c| all.extend_from_slice(&c));
-            all.freeze()
-        }
-    }
-}
-
 fn byte_range(range: GetRange) -> ByteRange {
     match range {
         GetRange::Bounded(r) => ByteRange::Bounded(r),
@@ -250,10 +238,11 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
             }
         };
         let meta = self
-            .inner
+            .backend()
             .put(
                 &key,
-                contiguous(payload),
+                // One chunk (the common case) is handed over without a copy.
+                Bytes::from(payload),
                 PutOptions::default().with_mode(mode.clone()),
             )
             .await
@@ -271,7 +260,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         }
         let key = key_of(location)?;
         let writer = self
-            .inner
+            .backend()
             .writer(&key, PutOptions::default())
             .await
             .map_err(|e| os_error(e, location.as_ref()))?;
@@ -282,7 +271,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         let key = key_of(location)?;
         let shown = location.as_ref();
         if options.head {
-            let meta = self.inner.head(&key).await.map_err(|e| os_error(e, shown))?;
+            let meta = self.backend().head(&key).await.map_err(|e| os_error(e, shown))?;
             let meta_os = object_meta(&meta, location.clone());
             check(&options, &meta_os)?;
             return Ok(GetResult {
@@ -297,7 +286,11 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         if let Some(range) = options.range.clone() {
             get = get.with_range(byte_range(range));
         }
-        let object = self.inner.get(&key, get).await.map_err(|e| os_error(e, shown))?;
+        let object = self
+            .backend()
+            .get(&key, get)
+            .await
+            .map_err(|e| os_error(e, shown))?;
         let meta = object_meta(&object.meta, location.clone());
         check(&options, &meta)?;
         let range: Range<u64> = object.range.clone();
@@ -332,8 +325,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
                 async move {
                     let location = location?;
                     let key = key_of(&location)?;
-                    inner
-                        .delete(&key, DeleteOptions::default())
+                    B::delete(&inner, &key, DeleteOptions::default())
                         .await
                         .map_err(|e| os_error(e, location.as_ref()))?;
                     Ok(location)
@@ -345,7 +337,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let mut opts = ListOptions::default();
         opts.prefix = list_prefix(prefix);
-        listing(&*self.inner, opts)
+        listing(self.backend(), opts)
     }
 
     fn list_with_offset(
@@ -355,7 +347,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let mut opts = ListOptions::default().with_start_after(offset.as_ref());
         opts.prefix = list_prefix(prefix);
-        listing(&*self.inner, opts)
+        listing(self.backend(), opts)
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
@@ -369,7 +361,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
         'listings: loop {
             let mut opts = ListOptions::default().with_prefix(base.clone());
             opts.start_after = start_after.take();
-            let mut entries = self.inner.list(opts);
+            let mut entries = self.backend().list(opts);
             while let Some(meta) = entries.try_next().await.map_err(|e| os_error(e, &base))? {
                 if last_dir
                     .as_deref()
@@ -403,7 +395,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
         let (source, target) = (key_of(from)?, key_of(to)?);
         let object = self
-            .inner
+            .backend()
             .get(&source, GetOptions::default())
             .await
             .map_err(|e| os_error(e, from.as_ref()))?;
@@ -412,7 +404,7 @@ impl<B: Backend> ObjectStore for ObjectStoreAdapter<B> {
             CopyMode::Overwrite => PutMode::Overwrite,
             CopyMode::Create => PutMode::Create,
         };
-        self.inner
+        self.backend()
             .put(&target, data, PutOptions::default().with_mode(mode))
             .await
             .map_err(|e| os_error(e, to.as_ref()))?;
@@ -538,5 +530,27 @@ impl MultipartUpload for Upload {
 
     async fn abort(&mut self) -> object_store::Result<()> {
         self.finish(false).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::ObjectStoreExt;
+    use store_memory::MemoryStore;
+
+    use super::*;
+
+    /// A payload of several chunks is stored as one object, in order; an empty one as an
+    /// empty object.
+    #[tokio::test]
+    async fn put_joins_the_chunks_of_a_payload() {
+        let store = ObjectStoreAdapter::new(MemoryStore::new());
+        let path = Path::from("chunks");
+        let payload: PutPayload = ["ab", "c", "def"].map(Bytes::from).into_iter().collect();
+        assert_eq!(payload.as_ref().len(), 3);
+        store.put(&path, payload).await.unwrap();
+        assert_eq!(store.get(&path).await.unwrap().bytes().await.unwrap(), "abcdef");
+        store.put(&path, PutPayload::new()).await.unwrap();
+        assert_eq!(store.get(&path).await.unwrap().bytes().await.unwrap(), "");
     }
 }
