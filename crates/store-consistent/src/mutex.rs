@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::group::Group;
 use crate::lease::{Lease, new_holder, now_ms};
 use crate::retry::lost_race;
+use crate::switch::settle;
 
 /// How long a lease lasts unless renewed: ten seconds. A holder that disappears blocks the
 /// mutex for at most this long.
@@ -38,6 +39,21 @@ pub const MIN_LEASE: Duration = Duration::from_millis(30);
 /// Expiry is wall-clock time (milliseconds since the Unix epoch), compared by whoever reads
 /// the lease. Processes on different machines must have clocks that agree to well within
 /// the lease length; a clock running ahead takes over leases early.
+///
+/// # Lost replies
+/// Every change of the lease — taking it, renewing it, releasing it — is one conditional
+/// put of the lock object. When that put fails after it may have landed (a lost reply, a
+/// timeout) and its error carries the backend's [`WriteResolver`](store_core::WriteResolver),
+/// the resolver is asked (one more call): a lease found written counts, so `lock` and
+/// `try_lock` return the guard, the renewal holds and `unlock` succeeds. Otherwise `lock`,
+/// `try_lock` and `unlock` fail with that error, or an
+/// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) when the resolver could
+/// not tell — never with the backend's resolver, which answers for the lock object, not for
+/// the mutex. The lease of such a failed lock may have been written: it then holds the
+/// mutex for nobody until it expires (at most the lease length), as does the lease of such
+/// a failed unlock. A renewal that cannot be settled is tried again every tenth of the
+/// lease (a conflict then shows whether it had landed) until the lease runs out, and then
+/// the guard [is lost](MutexGuard::is_lost).
 ///
 /// # Deviations from the seed
 /// Only the holder can unlock (the seed lets anyone clear a lock), a crashed holder does
@@ -110,7 +126,10 @@ impl Mutex {
     /// Must run inside a tokio runtime (the guard renews its lease on it).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the lock object is not a lease; backend errors.
+    /// [`Error::Corrupt`] if the lock object is not a lease; backend errors — a lease put
+    /// whose reply was lost and that the backend's resolver did not find applied is an
+    /// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver
+    /// (see [lost replies](Mutex#lost-replies)).
     pub async fn lock(&self) -> Result<MutexGuard> {
         loop {
             match self.attempt().await? {
@@ -175,14 +194,14 @@ impl Mutex {
             expires_at_ms: now.saturating_add(millis(self.lease)),
             released: false,
         };
-        match backend.put(&self.key, lease.encode(), mode.into()).await {
-            Ok(meta) => {
-                tracing::debug!(key = %self.key, token, "mutex locked");
-                Ok(Attempt::Acquired(MutexGuard::start(self, lease, meta.version)))
-            }
-            Err(e) if lost_race(&e) => Ok(Attempt::Raced),
-            Err(e) => Err(e),
-        }
+        let written = match backend.put(&self.key, lease.encode(), mode.into()).await {
+            Ok(meta) => meta,
+            Err(e) if lost_race(&e) => return Ok(Attempt::Raced),
+            // The lease may have landed: found applied, it is ours.
+            Err(e) => settle(e).await?,
+        };
+        tracing::debug!(key = %self.key, token, "mutex locked");
+        Ok(Attempt::Acquired(MutexGuard::start(self, lease, written.version)))
     }
 }
 
@@ -259,7 +278,10 @@ impl MutexGuard {
     ///
     /// # Errors
     /// [`Error::Conflict`] if the lease was lost and someone else holds the mutex now (their
-    /// lock is left alone); backend errors.
+    /// lock is left alone); backend errors — a release whose reply was lost and that the
+    /// backend's resolver did not find applied is an
+    /// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver
+    /// (see [lost replies](Mutex#lost-replies)).
     pub async fn unlock(mut self) -> Result<()> {
         self.done = true;
         if let Some(task) = self.renewer.take() {
@@ -312,28 +334,33 @@ async fn renew_once(state: &Held) -> bool {
             released: false,
         };
         let version = state.version.lock().clone();
-        match state
+        let put = state
             .backend
             .put(&state.key, lease.encode(), PutOptions::update(version))
-            .await
-        {
-            Ok(meta) => {
-                *state.version.lock() = meta.version;
-                state.expires_at_ms.store(expires_at_ms, Ordering::Release);
-                return true;
-            }
+            .await;
+        let written = match put {
+            Ok(meta) => Some(meta),
             // Our version is stale (a write of ours raced, or someone took over): look.
             Err(e) if e.is_conflict() || e.is_not_found() => match current(state).await {
                 Ok(Some((version, lease))) if lease.is_held_by(&state.holder, state.token) => {
                     *state.version.lock() = version;
+                    continue;
                 }
                 Ok(_) => return false,
-                Err(_) if now_ms() >= state.expires_at_ms.load(Ordering::Acquire) => return false,
-                Err(_) => tokio::time::sleep(state.lease / 10).await,
+                Err(_) => None,
             },
-            Err(_) if now_ms() >= state.expires_at_ms.load(Ordering::Acquire) => return false,
-            Err(_) => tokio::time::sleep(state.lease / 10).await,
+            // The renewal may have landed: found applied, it counts.
+            Err(e) => settle(e).await.ok(),
+        };
+        if let Some(meta) = written {
+            *state.version.lock() = meta.version;
+            state.expires_at_ms.store(expires_at_ms, Ordering::Release);
+            return true;
         }
+        if now_ms() >= state.expires_at_ms.load(Ordering::Acquire) {
+            return false;
+        }
+        tokio::time::sleep(state.lease / 10).await;
     }
 }
 
@@ -369,18 +396,20 @@ async fn release(state: &Held) -> Result<()> {
             expires_at_ms: 0,
             ..lease
         };
-        match state
+        let put = state
             .backend
             .put(&state.key, released.encode(), PutOptions::update(version))
-            .await
-        {
-            Ok(_) => {
-                tracing::debug!(key = %state.key, token = state.token, "mutex unlocked");
-                return Ok(());
-            }
+            .await;
+        match put {
+            Ok(_) => {}
             // A renewal of ours landed meanwhile: look again.
-            Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(e),
+            Err(e) if e.is_conflict() => continue,
+            // The release may have landed: found applied, the mutex is free.
+            Err(e) => {
+                settle(e).await?;
+            }
         }
+        tracing::debug!(key = %state.key, token = state.token, "mutex unlocked");
+        return Ok(());
     }
 }

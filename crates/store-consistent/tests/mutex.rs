@@ -1,5 +1,5 @@
 //! The lease mutex: exclusion, fencing tokens, takeover after a crash, unlock by the
-//! holder only, release on drop.
+//! holder only, release on drop, lease puts whose reply was lost.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,6 +8,7 @@ use std::time::Duration;
 use store_consistent::{Group, MutexGuard};
 use store_core::{BackendExt, ErrorKind, Key};
 use store_memory::MemoryStore;
+use store_testkit::{Fault, FaultOp, Faulty, Rule};
 use tokio::time::timeout;
 
 /// A bound on waits that must end, so that a broken mutex fails the test instead of
@@ -148,4 +149,85 @@ async fn a_held_lease_is_renewed() {
     assert!(!guard.is_lost());
     assert!(m.try_lock().await.unwrap().is_none());
     guard.unlock().await.unwrap();
+}
+
+/// A lease put whose reply was lost, but which the backend's resolver finds applied,
+/// counts: the lock is taken, the renewal holds without reading the lock object again,
+/// and the unlock frees the mutex — as if the reply had come. (Passing the error on would
+/// fail the lock while its lease, written, is held by nobody until it expires.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lease_puts_whose_lost_reply_the_backend_can_resolve_count() {
+    let faulty = Faulty::new(MemoryStore::new());
+    let g = Group::new(faulty.clone(), "locks").unwrap();
+    let m = g.mutex("m").unwrap().with_lease(Duration::from_millis(600));
+    let lost = || Rule::new(FaultOp::Put, Fault::LostReplyResolvable).times(1);
+
+    faulty.inject(lost());
+    let guard = m.lock().await.unwrap();
+    assert_eq!(guard.token(), 1);
+    assert!(m.try_lock().await.unwrap().is_none(), "the guard holds the lease");
+
+    // The next renewal loses its reply; the one after it is the ordinary next renewal.
+    let mark = faulty.events().len();
+    faulty.inject(lost());
+    let renewals = timeout(LIVENESS, async {
+        loop {
+            let since: Vec<String> = faulty.events().split_off(mark);
+            if since.iter().filter(|e| e.contains(" Put ")).count() >= 2 {
+                return since;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        renewals[0].contains(" Put ") && renewals[0].ends_with(" err"),
+        "the renewal met the lost reply: {renewals:?}"
+    );
+    assert!(
+        renewals[1].contains(" Put ") && renewals[1].ends_with(" ok"),
+        "settled, the renewal needed no second put nor a read: {renewals:?}"
+    );
+    assert!(!guard.is_lost());
+    assert!(m.try_lock().await.unwrap().is_none(), "still held");
+
+    faulty.inject(lost());
+    guard.unlock().await.unwrap();
+    let next = m.try_lock().await.unwrap().expect("free after the unlock");
+    assert_eq!(next.token(), 2);
+    next.unlock().await.unwrap();
+    let events = faulty.events();
+    let lost_replies = events
+        .iter()
+        .filter(|e| e.contains(" Put ") && e.ends_with(" err"))
+        .count();
+    assert_eq!(
+        lost_replies, 3,
+        "each of the three lost replies was met: {events:?}"
+    );
+}
+
+/// A lease put whose reply was lost with no resolver to settle it fails the lock, with a
+/// retryable error that carries no resolver; the lease it may have written holds the mutex
+/// until it expires, and the next holder's token follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_whose_lease_put_lost_its_reply_fails_and_the_lease_expires() {
+    let faulty = Faulty::new(MemoryStore::new());
+    let g = Group::new(faulty.clone(), "locks").unwrap();
+    let m = g.mutex("m").unwrap().with_lease(Duration::from_millis(100));
+    faulty.inject(Rule::new(FaultOp::Put, Fault::LostReply).times(1));
+    let err = m.lock().await.unwrap_err();
+    assert!(err.is_retryable() && err.resolver().is_none(), "{err}");
+    assert!(
+        err.to_string().contains("locks/.locks/6d"),
+        "names the lock object: {err}"
+    );
+    assert!(
+        m.try_lock().await.unwrap().is_none(),
+        "the written lease holds it"
+    );
+    let next = timeout(LIVENESS, m.lock()).await.unwrap().unwrap();
+    assert_eq!(next.token(), 2);
+    next.unlock().await.unwrap();
 }
