@@ -20,7 +20,7 @@ use report::{Row, Sample};
 use store_fs::{Durability, FsStore};
 use subject::{Dal, ObjStore, Ours, Subject};
 
-const REPS: usize = 7;
+const REPS: usize = 15;
 
 /// One workload: a batch of `ops` operations against a subject.
 #[derive(Clone, Copy)]

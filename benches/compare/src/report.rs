@@ -116,10 +116,11 @@ pub fn provenance() -> String {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kib| kib / 1024 / 1024);
-    format!("measured {date} on {cores} cores, {mem_gib} GiB RAM (Linux), {REPS_NOTE}")
+    format!(
+        "measured {date} on {cores} cores, {mem_gib} GiB RAM (Linux), median of {} interleaved runs per side",
+        crate::REPS
+    )
 }
-
-const REPS_NOTE: &str = "median of 7 interleaved runs per side";
 
 /// A horizontal bar per row: log-scale ratio around the 1.0× line; unsupported rows greyed.
 fn svg(rows: &[Row]) -> String {
