@@ -5,8 +5,8 @@
 //!
 //! # How the requests are counted
 //!
-//! The listing store talks to etcd through a TCP proxy in this test that counts the gRPC
-//! calls the client sends. gRPC runs over HTTP/2 (cleartext, "prior knowledge": the
+//! The listing store talks to etcd through a TCP proxy ([`CountingProxy`]) that counts the
+//! gRPC calls the client sends. gRPC runs over HTTP/2 (cleartext, "prior knowledge": the
 //! 24-byte preface, then frames), and each call is one client-initiated stream, opened by
 //! exactly one HEADERS frame from the client (a gRPC client sends no trailers; headers too
 //! large for one frame go on in CONTINUATION frames, which are not counted). So the proxy
@@ -26,15 +26,13 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use futures::{StreamExt, TryStreamExt};
-use store_core::{Backend, Key, ListOptions, Meta, Record, RecordStore};
+use futures::TryStreamExt;
+use store_core::{Backend, Key, ListOptions, Meta, RecordStore};
 use store_etcd::{EtcdOptions, EtcdRecords, EtcdStore};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use store_testkit::records::seed_records;
+use store_testkit::wire::{CountingProxy, WireCounter};
 
 /// How many keys are listed.
 const N: usize = 10_000;
@@ -61,18 +59,22 @@ struct Http2Frames {
     payload_left: usize,
 }
 
-impl Http2Frames {
-    fn new() -> Self {
+impl Default for Http2Frames {
+    fn default() -> Self {
         Http2Frames {
             preface_left: PREFACE.len(),
             header: Vec::with_capacity(9),
             payload_left: 0,
         }
     }
+}
 
-    /// The HEADERS frames that start in `bytes`.
-    fn feed(&mut self, mut bytes: &[u8]) -> u64 {
-        let mut calls = 0;
+impl WireCounter for Http2Frames {
+    /// The gRPC calls sent.
+    type Tally = u64;
+
+    /// Counts into `calls` the HEADERS frames that start in `bytes`.
+    fn feed(&mut self, mut bytes: &[u8], calls: &mut u64) {
         while !bytes.is_empty() {
             if self.preface_left > 0 {
                 let n = self.preface_left.min(bytes.len());
@@ -96,88 +98,26 @@ impl Http2Frames {
                     && self.header.len() == 9
                 {
                     self.payload_left = u32::from_be_bytes([0, l0, l1, l2]) as usize;
-                    calls += u64::from(kind == HEADERS);
+                    *calls += u64::from(kind == HEADERS);
                     self.header.clear();
                 }
             }
         }
-        calls
     }
 }
 
-/// A TCP proxy on 127.0.0.1 to one etcd member that counts the gRPC calls sent through it.
-struct CountingProxy {
-    endpoint: String,
-    calls: Arc<AtomicU64>,
-    accept: tokio::task::JoinHandle<()>,
-}
+/// A proxy on 127.0.0.1 to one etcd member, counting the gRPC calls sent through it.
+type Proxy = CountingProxy<Http2Frames>;
 
-impl CountingProxy {
-    /// A proxy to the member at `endpoint` (`http://host:port`).
-    async fn start(endpoint: &str) -> Self {
-        let target = endpoint
-            .strip_prefix("http://")
-            .unwrap_or_else(|| panic!("{endpoint}: the counting proxy reads cleartext gRPC (http://) only"))
-            .trim_end_matches('/')
-            .to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let calls = Arc::new(AtomicU64::new(0));
-        let counter = Arc::clone(&calls);
-        let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (target, counter) = (target.clone(), Arc::clone(&counter));
-                tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(&target).await {
-                        let _ = relay(client, server, &counter).await;
-                    }
-                });
-            }
-        });
-        CountingProxy {
-            endpoint,
-            calls,
-            accept,
-        }
-    }
-
-    /// The calls sent through the proxy so far.
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
-/// Forwards both ways until either side closes, counting the client's calls before they
-/// are forwarded.
-async fn relay(client: TcpStream, server: TcpStream, calls: &AtomicU64) -> std::io::Result<()> {
-    // Pass each write on at once, as the client and etcd themselves do.
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let (mut from_client, mut to_client) = client.into_split();
-    let (mut from_server, mut to_server) = server.into_split();
-    let up = async {
-        let mut frames = Http2Frames::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from_client.read(&mut buf).await?;
-            if n == 0 {
-                return to_server.shutdown().await;
-            }
-            calls.fetch_add(frames.feed(&buf[..n]), Ordering::SeqCst);
-            to_server.write_all(&buf[..n]).await?;
-        }
-    };
-    let down = async {
-        tokio::io::copy(&mut from_server, &mut to_client).await?;
-        to_client.shutdown().await
-    };
-    tokio::try_join!(up, down).map(drop)
+/// A proxy to the member at `endpoint` (`http://host:port`), and the proxy's endpoint.
+async fn proxy_to(endpoint: &str) -> (Proxy, String) {
+    let target = endpoint
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{endpoint}: the counting proxy reads cleartext gRPC (http://) only"))
+        .trim_end_matches('/');
+    let proxy = Proxy::start(target).await.unwrap();
+    let endpoint = format!("http://{}", proxy.addr());
+    (proxy, endpoint)
 }
 
 fn key(s: &str) -> Key {
@@ -192,30 +132,20 @@ fn names() -> Vec<String> {
 /// Writes the records at `indices` of [`names`] (value `v`), expiring at `expires_at`.
 async fn seed(records: &EtcdRecords, indices: Vec<usize>, expires_at: Option<SystemTime>) {
     let all = names();
-    let batch: Vec<Record> = indices
-        .into_iter()
-        .map(|i| {
-            let r = Record::new(key(&all[i]), "v");
-            match expires_at {
-                Some(at) => r.with_expiry(at),
-                None => r,
-            }
-        })
-        .collect();
-    futures::stream::iter(batch.chunks(SEED_CHUNK))
-        .map(|chunk| records.put_many(chunk))
-        .buffer_unordered(SEED_CONCURRENCY)
-        .try_collect::<Vec<_>>()
+    let keys = indices.into_iter().map(|i| key(&all[i]));
+    seed_records(records, keys, "v", expires_at, SEED_CHUNK, SEED_CONCURRENCY)
         .await
         .expect("seed the records");
 }
 
-/// The endpoint list, a handle on it that is not counted, and a proxy to its first member.
-async fn setup(test: &str) -> Option<(String, EtcdRecords, CountingProxy)> {
+/// The endpoint list, a handle on it that is not counted, a proxy to its first member and
+/// the proxy's endpoint.
+async fn setup(test: &str) -> Option<(String, EtcdRecords, Proxy, String)> {
     let eps = common::endpoints("STORE_ETCD_ENDPOINTS", test)?;
     let first = eps.split(',').next().unwrap_or_default().trim().to_owned();
     let direct = EtcdRecords::connect(EtcdOptions::from_list(&eps)).await.unwrap();
-    Some((eps, direct, CountingProxy::start(&first).await))
+    let (proxy, endpoint) = proxy_to(&first).await;
+    Some((eps, direct, proxy, endpoint))
 }
 
 /// Requests per listed key.
@@ -226,27 +156,27 @@ fn per_key(calls: u64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_10000_objects_costs_range_pages_not_a_request_per_object() {
     const TEST: &str = "listing_10000_objects_costs_range_pages_not_a_request_per_object";
-    let Some((eps, direct, proxy)) = setup(TEST).await else {
+    let Some((eps, direct, proxy, endpoint)) = setup(TEST).await else {
         return;
     };
     let prefix = common::run_prefix("listing-cost");
     seed(&direct.with_key_prefix(&prefix), (0..N).collect(), None).await;
-    let store = EtcdStore::connect(EtcdOptions::new([proxy.endpoint.as_str()]).with_key_prefix(&prefix))
+    let store = EtcdStore::connect(EtcdOptions::new([endpoint.as_str()]).with_key_prefix(&prefix))
         .await
         .unwrap();
 
-    let before = proxy.calls();
+    let before = proxy.tally();
     let head = store.head(&key("many/01234")).await;
-    let head_calls = proxy.calls() - before;
+    let head_calls = proxy.tally() - before;
 
     let mut listings = Vec::new();
     for (what, opts) in [
         ("list", ListOptions::default()),
         ("list, keys only", ListOptions::default().with_keys_only(true)),
     ] {
-        let before = proxy.calls();
+        let before = proxy.tally();
         let listed: Result<Vec<Meta>, _> = store.list(opts).try_collect().await;
-        let calls = proxy.calls() - before;
+        let calls = proxy.tally() - before;
         eprintln!(
             "EtcdStore::{what} of {N}: {calls} requests, {:.4} per object",
             per_key(calls)
@@ -270,31 +200,31 @@ async fn listing_10000_objects_costs_range_pages_not_a_request_per_object() {
 }
 
 /// `list_keys` of [`N`] records through `records`, and the requests it sent.
-async fn list_keys(records: &EtcdRecords, proxy: &CountingProxy) -> (store_core::Result<Vec<Key>>, u64) {
-    let before = proxy.calls();
+async fn list_keys(records: &EtcdRecords, proxy: &Proxy) -> (store_core::Result<Vec<Key>>, u64) {
+    let before = proxy.tally();
     let listed = match records.list_keys("many/*").await {
         Ok(keys) => keys.try_collect().await,
         Err(e) => Err(e),
     };
-    (listed, proxy.calls() - before)
+    (listed, proxy.tally() - before)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_list_keys_of_10000_costs_range_pages_also_with_expiries() {
     const TEST: &str = "records_list_keys_of_10000_costs_range_pages_also_with_expiries";
-    let Some((eps, direct, proxy)) = setup(TEST).await else {
+    let Some((eps, direct, proxy, endpoint)) = setup(TEST).await else {
         return;
     };
     let prefix = common::run_prefix("list-keys-cost");
     let direct = direct.with_key_prefix(&prefix);
     seed(&direct, (0..N).collect(), None).await;
-    let records = EtcdRecords::connect(EtcdOptions::new([proxy.endpoint.as_str()]).with_key_prefix(&prefix))
+    let records = EtcdRecords::connect(EtcdOptions::new([endpoint.as_str()]).with_key_prefix(&prefix))
         .await
         .unwrap();
 
-    let before = proxy.calls();
+    let before = proxy.tally();
     let got = records.get(&key("many/04321")).await;
-    let get_calls = proxy.calls() - before;
+    let get_calls = proxy.tally() - before;
 
     let (never_expiring, plain_calls) = list_keys(&records, &proxy).await;
     eprintln!(

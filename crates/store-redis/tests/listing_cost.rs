@@ -5,7 +5,7 @@
 //!
 //! # How the requests are counted
 //!
-//! The listing store talks to Redis through a TCP proxy in this test that counts the
+//! The listing store talks to Redis through a TCP proxy ([`CountingProxy`]) that counts the
 //! commands the client sends, by name. A client sends each command as a RESP array of bulk
 //! strings (`*<n>\r\n`, then `n` times `$<len>\r\n<bytes>\r\n`, the first being the
 //! command's name), or as one inline line; the proxy follows that framing in the bytes the
@@ -31,14 +31,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures::{StreamExt, TryStreamExt};
-use store_core::{Backend, Key, ListOptions, Meta, Record, RecordStore};
+use futures::TryStreamExt;
+use store_core::{Backend, Key, ListOptions, Meta, RecordStore};
 use store_redis::{RedisOptions, RedisRecords, RedisStore};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use store_testkit::records::seed_records;
+use store_testkit::wire::{CountingProxy, WireCounter};
 
 /// How many keys are listed.
 const N: usize = 10_000;
@@ -71,7 +70,9 @@ struct RespCommands {
     name_next: bool,
 }
 
-impl RespCommands {
+impl WireCounter for RespCommands {
+    type Tally = Commands;
+
     /// Counts into `commands` each command whose name completes in `bytes`.
     fn feed(&mut self, mut bytes: &[u8], commands: &mut Commands) {
         while !bytes.is_empty() {
@@ -132,88 +133,26 @@ fn count(commands: &mut Commands, name: &[u8]) {
         .or_default() += 1;
 }
 
-/// A TCP proxy on 127.0.0.1 to the Redis server that counts the commands sent through it.
-struct CountingProxy {
-    url: String,
-    commands: Arc<Mutex<Commands>>,
-    accept: tokio::task::JoinHandle<()>,
-}
+/// A proxy on 127.0.0.1 to the Redis server, counting the commands sent through it.
+type Proxy = CountingProxy<RespCommands>;
 
-impl CountingProxy {
-    /// A proxy to the server at `url` (`redis://…`); [`url`](Self::url) is the same with
-    /// the proxy's address.
-    async fn start(url: &str) -> Self {
-        let mut proxied = redis::parse_redis_url(url).unwrap_or_else(|| panic!("{url} is not a Redis URL"));
-        assert_eq!(
-            proxied.scheme(),
-            "redis",
-            "{url}: the counting proxy reads plain RESP over TCP (redis://) only"
-        );
-        let target = format!(
-            "{}:{}",
-            proxied.host_str().unwrap_or("127.0.0.1"),
-            proxied.port().unwrap_or(6379)
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        proxied.set_host(Some("127.0.0.1")).unwrap();
-        proxied.set_port(Some(port)).unwrap();
-        let commands = Arc::new(Mutex::new(Commands::new()));
-        let counter = Arc::clone(&commands);
-        let accept = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (target, counter) = (target.clone(), Arc::clone(&counter));
-                tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(&target).await {
-                        let _ = relay(client, server, &counter).await;
-                    }
-                });
-            }
-        });
-        CountingProxy {
-            url: proxied.to_string(),
-            commands,
-            accept,
-        }
-    }
-
-    /// The commands sent through the proxy so far.
-    fn commands(&self) -> Commands {
-        self.commands.lock().unwrap().clone()
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-    }
-}
-
-/// Forwards both ways until either side closes, counting the client's commands before they
-/// are forwarded.
-async fn relay(client: TcpStream, server: TcpStream, commands: &Mutex<Commands>) -> std::io::Result<()> {
-    // Pass each write on at once, as the client and the server themselves do.
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    let (mut from_client, mut to_client) = client.into_split();
-    let (mut from_server, mut to_server) = server.into_split();
-    let up = async {
-        let mut resp = RespCommands::default();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from_client.read(&mut buf).await?;
-            if n == 0 {
-                return to_server.shutdown().await;
-            }
-            resp.feed(&buf[..n], &mut commands.lock().unwrap());
-            to_server.write_all(&buf[..n]).await?;
-        }
-    };
-    let down = async {
-        tokio::io::copy(&mut from_server, &mut to_client).await?;
-        to_client.shutdown().await
-    };
-    tokio::try_join!(up, down).map(drop)
+/// A proxy to the server at `url` (`redis://…`), and the same URL with the proxy's address.
+async fn proxy_to(url: &str) -> (Proxy, String) {
+    let mut proxied = redis::parse_redis_url(url).unwrap_or_else(|| panic!("{url} is not a Redis URL"));
+    assert_eq!(
+        proxied.scheme(),
+        "redis",
+        "{url}: the counting proxy reads plain RESP over TCP (redis://) only"
+    );
+    let target = format!(
+        "{}:{}",
+        proxied.host_str().unwrap_or("127.0.0.1"),
+        proxied.port().unwrap_or(6379)
+    );
+    let proxy = Proxy::start(&target).await.unwrap();
+    proxied.set_host(Some("127.0.0.1")).unwrap();
+    proxied.set_port(Some(proxy.addr().port())).unwrap();
+    (proxy, proxied.to_string())
 }
 
 /// What one listing sent: `SCAN` commands, all other commands (by name), and the largest
@@ -245,16 +184,12 @@ impl std::fmt::Display for Spent {
 }
 
 /// The commands sent through `proxy` while `listing` runs, and what it returned.
-async fn measure<T>(
-    proxy: &CountingProxy,
-    url: &str,
-    listing: impl std::future::Future<Output = T>,
-) -> (T, Spent) {
+async fn measure<T>(proxy: &Proxy, url: &str, listing: impl std::future::Future<Output = T>) -> (T, Spent) {
     let mut raw = common::raw(url).await;
     let size_before: u64 = redis::cmd("DBSIZE").query_async(&mut raw).await.unwrap();
-    let before = proxy.commands();
+    let before = proxy.tally();
     let out = listing.await;
-    let mut others = proxy.commands();
+    let mut others = proxy.tally();
     let size_after: u64 = redis::cmd("DBSIZE").query_async(&mut raw).await.unwrap();
     for (name, n) in before {
         *others.entry(name).or_default() -= n;
@@ -294,50 +229,41 @@ fn names() -> Vec<String> {
 /// Writes the records at `indices` of [`names`] (value `v`), expiring at `expires_at`.
 async fn seed(records: &RedisRecords, indices: Vec<usize>, expires_at: Option<SystemTime>) {
     let all = names();
-    let batch: Vec<Record> = indices
-        .into_iter()
-        .map(|i| {
-            let r = Record::new(key(&all[i]), "v");
-            match expires_at {
-                Some(at) => r.with_expiry(at),
-                None => r,
-            }
-        })
-        .collect();
-    futures::stream::iter(batch.chunks(SEED_CHUNK))
-        .map(|chunk| records.put_many(chunk))
-        .buffer_unordered(SEED_CONCURRENCY)
-        .try_collect::<Vec<_>>()
+    let keys = indices.into_iter().map(|i| key(&all[i]));
+    seed_records(records, keys, "v", expires_at, SEED_CHUNK, SEED_CONCURRENCY)
         .await
         .expect("seed the records");
 }
 
 /// The server's URL, a record handle on `prefix` that is not counted, with the [`N`]
-/// records written, and a proxy to the server.
-async fn setup(test: &str, prefix: &str) -> Option<(String, RedisRecords, CountingProxy)> {
+/// records written, a proxy to the server and the proxy's URL.
+async fn setup(test: &str, prefix: &str) -> Option<(String, RedisRecords, Proxy, String)> {
     let url = common::url(test)?;
     let direct = RedisRecords::connect(RedisOptions::new(&url).with_key_prefix(prefix))
         .await
         .unwrap();
     seed(&direct, (0..N).collect(), None).await;
-    let proxy = CountingProxy::start(&url).await;
-    Some((url, direct, proxy))
+    let (proxy, proxy_url) = proxy_to(&url).await;
+    Some((url, direct, proxy, proxy_url))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_10000_objects_costs_scan_pages_and_head_batches_not_a_request_per_object() {
     const TEST: &str = "listing_10000_objects_costs_scan_pages_and_head_batches_not_a_request_per_object";
     let prefix = common::run_prefix("listing-cost");
-    let Some((url, _direct, proxy)) = setup(TEST, &prefix).await else {
+    let Some((url, _direct, proxy, proxy_url)) = setup(TEST, &prefix).await else {
         return;
     };
-    let store = RedisStore::connect(RedisOptions::new(&proxy.url).with_key_prefix(&prefix))
+    let store = RedisStore::connect(RedisOptions::new(&proxy_url).with_key_prefix(&prefix))
         .await
         .unwrap();
 
-    let before = proxy.commands();
+    // The first script call on a server that has not loaded the script yet (after a
+    // restart) is three commands (EVALSHA, SCRIPT LOAD, EVALSHA): load it before counting.
+    store.head(&key("many/00000")).await.unwrap();
+    let before = proxy.tally();
     let head = store.head(&key("many/01234")).await;
-    let head_commands = proxy.commands().values().sum::<u64>() - before.values().sum::<u64>();
+    let head_commands = proxy.tally().values().sum::<u64>() - before.values().sum::<u64>();
 
     let mut listings = Vec::new();
     for (what, opts) in [
@@ -367,7 +293,7 @@ async fn listing_10000_objects_costs_scan_pages_and_head_batches_not_a_request_p
 /// `list_keys` of [`N`] records through `records`, and what it sent.
 async fn list_keys(
     records: &RedisRecords,
-    proxy: &CountingProxy,
+    proxy: &Proxy,
     url: &str,
 ) -> (store_core::Result<Vec<Key>>, Spent) {
     let listing = async {
@@ -383,16 +309,16 @@ async fn list_keys(
 async fn records_list_keys_of_10000_costs_scan_pages_and_head_batches_also_with_expiries() {
     const TEST: &str = "records_list_keys_of_10000_costs_scan_pages_and_head_batches_also_with_expiries";
     let prefix = common::run_prefix("list-keys-cost");
-    let Some((url, direct, proxy)) = setup(TEST, &prefix).await else {
+    let Some((url, direct, proxy, proxy_url)) = setup(TEST, &prefix).await else {
         return;
     };
-    let records = RedisRecords::connect(RedisOptions::new(&proxy.url).with_key_prefix(&prefix))
+    let records = RedisRecords::connect(RedisOptions::new(&proxy_url).with_key_prefix(&prefix))
         .await
         .unwrap();
 
-    let before = proxy.commands();
+    let before = proxy.tally();
     let got = records.get(&key("many/04321")).await;
-    let get_commands = proxy.commands().values().sum::<u64>() - before.values().sum::<u64>();
+    let get_commands = proxy.tally().values().sum::<u64>() - before.values().sum::<u64>();
 
     let (never_expiring, plain) = list_keys(&records, &proxy, &url).await;
     eprintln!("RedisRecords::list_keys of {N} records without expiry: {plain}");

@@ -71,6 +71,11 @@
 //!     store_testkit::linearizability(|| async { store_memory::MemoryStore::new() }, config).await;
 //! }
 //! ```
+//!
+//! For tests that measure a client rather than check it: [`wire::CountingProxy`] counts what
+//! a client sends to a server at the wire (requests, commands by name), through a protocol
+//! parser the test supplies, and [`records::seed_records`] writes thousands of records in
+//! concurrent `put_many` chunks.
 
 pub mod backend;
 pub mod committable;
@@ -80,6 +85,7 @@ pub mod linearizability;
 pub mod prop;
 mod recorder;
 pub mod records;
+pub mod wire;
 
 pub use faulty::{Fault, FaultOp, Faulty, Rule};
 pub use linearizability::linearizability;

@@ -33,6 +33,7 @@ mod concurrency;
 mod expiry;
 mod listing;
 mod model;
+mod seed;
 
 use basics::*;
 use concurrency::*;
@@ -40,6 +41,7 @@ use expiry::*;
 pub use listing::listing_goes_on_past_a_corrupt_record;
 use listing::*;
 use model::*;
+pub use seed::seed_records;
 
 /// A check: takes a fresh record store, panics on failure.
 pub type Check = fn(Arc<dyn RecordStore>) -> LocalBoxFuture<'static, ()>;
