@@ -140,10 +140,9 @@ impl Connection {
     /// Runs a request that changes something. It is sent again only when it provably never
     /// left (connecting to the member failed), so it was applied exactly once or not at
     /// all; after a failure once sent, nobody can tell whether it was applied, and the
-    /// error says that the outcome is unknown ([`EtcdError::outcome_unknown`]) and
-    /// `is_retryable()`, for the caller, who can re-read, to decide.
-    ///
-    /// [`EtcdError::outcome_unknown`]: crate::EtcdError::outcome_unknown
+    /// error says that the outcome is unknown (`Error::is_outcome_unknown`) and
+    /// `is_retryable()`, for the caller, who can re-read, to decide. One that never left
+    /// fails with `Error::is_not_applied`.
     pub(crate) async fn write<T, F, Fut>(&self, op: &'static str, key: Option<&str>, call: F) -> Result<T>
     where
         F: FnMut() -> Fut,

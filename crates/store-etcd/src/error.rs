@@ -10,16 +10,23 @@ pub(crate) const BACKEND: &str = "etcd";
 
 /// An error from the etcd client, with the operation and key it happened in.
 ///
-/// It is the `source` of an [`Error::Backend`] with `backend == "etcd"`; downcast to it to
-/// see the client's own error:
+/// It is the `source` of an [`Error::Backend`] with `backend == "etcd"` (directly, or under
+/// the cause of a write's [`Error::not_applied`] / [`Error::outcome_unknown`]); look for it
+/// in the source chain to see the client's own error:
 ///
 /// ```
 /// use std::error::Error as _;
 /// use store_etcd::EtcdError;
 ///
 /// fn explain(e: &store_core::Error) -> Option<String> {
-///     let etcd = e.source()?.downcast_ref::<EtcdError>()?;
-///     Some(format!("{} on {:?}: {}", etcd.op(), etcd.key(), etcd.client_error()))
+///     let mut cause = e.source();
+///     while let Some(c) = cause {
+///         if let Some(etcd) = c.downcast_ref::<EtcdError>() {
+///             return Some(format!("{} on {:?}: {}", etcd.op(), etcd.key(), etcd.client_error()));
+///         }
+///         cause = c.source();
+///     }
+///     None
 /// }
 /// ```
 #[derive(Debug)]
@@ -49,6 +56,8 @@ impl EtcdError {
     /// Whether this is a write that was sent but whose reply never came (the connection
     /// broke, the member lost its leader): it may or may not have been applied. Re-read
     /// before trying it again; a conditional write tried again blindly could apply twice.
+    /// The store error around it then says the same
+    /// ([`Error::is_outcome_unknown`]).
     pub fn outcome_unknown(&self) -> bool {
         self.outcome_unknown
     }
@@ -124,12 +133,34 @@ pub(crate) fn map(op: &'static str, key: Option<&str>, e: etcd_client::Error) ->
     to_store_error(op, key, e, false)
 }
 
-/// Maps the error of a write for `op` on `key`. A retryable failure of a request that left
-/// (anything but [`never_sent`]) says that the outcome is unknown; it stays retryable,
-/// for a caller who re-reads first.
+/// Maps the error of a write for `op` on `key` onto store-core's write outcomes: a
+/// retryable failure of a request that [never left](never_sent) is an
+/// [`Error::not_applied`] (safe to send again, even conditional), any other retryable
+/// failure an [`Error::outcome_unknown`] (it left, so it may have been applied: re-read
+/// first). Both keep the [`EtcdError`] as their cause. An answer from etcd (a refusal) is a
+/// plain error: it changed nothing.
 pub(crate) fn map_write(op: &'static str, key: Option<&str>, e: etcd_client::Error) -> Error {
-    let unknown = is_retryable(&e) && !never_sent(&e);
-    to_store_error(op, key, e, unknown)
+    if too_large(&e) || !is_retryable(&e) {
+        return to_store_error(op, key, e, false);
+    }
+    if never_sent(&e) {
+        return Error::not_applied(BACKEND, etcd_error(op, key, e, false));
+    }
+    Error::outcome_unknown(BACKEND, etcd_error(op, key, e, true), None)
+}
+
+fn etcd_error(
+    op: &'static str,
+    key: Option<&str>,
+    source: etcd_client::Error,
+    outcome_unknown: bool,
+) -> EtcdError {
+    EtcdError {
+        op,
+        key: key.map(str::to_owned),
+        source,
+        outcome_unknown,
+    }
 }
 
 fn to_store_error(
@@ -151,12 +182,7 @@ fn to_store_error(
     Error::Backend {
         backend: BACKEND,
         retryable: is_retryable(&e),
-        source: Box::new(EtcdError {
-            op,
-            key: key.map(str::to_owned),
-            source: e,
-            outcome_unknown,
-        }),
+        source: Box::new(etcd_error(op, key, e, outcome_unknown)),
     }
 }
 
@@ -232,9 +258,14 @@ mod tests {
     fn a_write_that_was_sent_has_an_unknown_outcome() {
         use std::error::Error as _;
         let etcd = |e: &Error| {
-            e.source()
-                .and_then(|s| s.downcast_ref::<EtcdError>())
-                .map(EtcdError::outcome_unknown)
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                if let Some(etcd) = c.downcast_ref::<EtcdError>() {
+                    return Some(etcd.outcome_unknown());
+                }
+                cause = c.source();
+            }
+            None
         };
 
         let lost = map_write(
@@ -242,7 +273,10 @@ mod tests {
             Some("k"),
             status(Code::Unavailable, "etcdserver: leader changed"),
         );
-        assert!(lost.is_retryable(), "{lost}");
+        assert!(
+            lost.is_retryable() && lost.is_outcome_unknown() && !lost.is_not_applied(),
+            "{lost}"
+        );
         assert_eq!(etcd(&lost), Some(true));
         let msg = lost.to_string();
         assert!(
@@ -251,13 +285,14 @@ mod tests {
         );
 
         let unsent = map_write("cas_by_version", Some("k"), refused());
-        assert!(unsent.is_retryable(), "{unsent}");
+        assert!(unsent.is_retryable() && unsent.is_not_applied(), "{unsent}");
         assert_eq!(etcd(&unsent), Some(false));
         assert!(!unsent.to_string().contains("outcome unknown"), "{unsent}");
 
         // A refusal is an answer: nothing unknown about it.
         let refusal = map_write("put", Some("k"), status(Code::InvalidArgument, "etcdserver: bad"));
         assert_eq!(etcd(&refusal), Some(false));
+        assert!(!refusal.is_outcome_unknown() && !refusal.is_not_applied() && !refusal.is_retryable());
         // Reads have no outcome to speak of.
         let read = map(
             "get",

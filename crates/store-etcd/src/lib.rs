@@ -39,9 +39,12 @@
 //! - A **write that was sent** and then failed retryably (the connection broke, the
 //!   leader changed, the member lost its leader) is not sent again, conditional or not:
 //!   nobody can tell whether it was applied. Its error
-//!   [`is_retryable()`](store_core::Error::is_retryable), and its [`EtcdError`] says
-//!   [`outcome_unknown()`](EtcdError::outcome_unknown), so the caller, who can re-read,
-//!   decides. (This is etcd's own client policy for mutations; re-sending even an
+//!   [`is_retryable()`](store_core::Error::is_retryable) and
+//!   [`is_outcome_unknown()`](store_core::Error::is_outcome_unknown) (and its [`EtcdError`]
+//!   says [`outcome_unknown()`](EtcdError::outcome_unknown)), so the caller, who can
+//!   re-read, decides. A write that never left, even after the retries at once, fails with
+//!   [`is_not_applied()`](store_core::Error::is_not_applied): a retry layer may send it
+//!   again. (This is etcd's own client policy for mutations; re-sending even an
 //!   unconditional put could let it land a second time after a later write by someone
 //!   else.) A write that runs out of request timeout fails with `Error::Timeout`, with
 //!   the same uncertainty.

@@ -13,7 +13,14 @@ fn key(s: &str) -> Key {
 }
 
 fn etcd_error(e: &store_core::Error) -> Option<&EtcdError> {
-    std::error::Error::source(e)?.downcast_ref::<EtcdError>()
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(etcd) = c.downcast_ref::<EtcdError>() {
+            return Some(etcd);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 async fn raw(eps: &str) -> etcd_client::Client {
@@ -177,10 +184,14 @@ async fn an_unreachable_cluster_gives_retryable_errors_naming_the_key() {
     let e = store.put_bytes(&key("k/2"), "v").await.unwrap_err();
     assert!(e.is_retryable(), "{e:?}");
     assert!(e.to_string().contains("k/2"), "{e}");
+    assert!(e.is_not_applied(), "{e}");
     assert_eq!(etcd_error(&e).map(EtcdError::outcome_unknown), Some(false), "{e}");
     let records = EtcdRecords::connect(opts).await.unwrap();
     let e = records.create(&Record::new(key("k/3"), "v")).await.unwrap_err();
-    assert!(e.is_retryable() && e.to_string().contains("k/3"), "{e}");
+    assert!(
+        e.is_retryable() && e.is_not_applied() && e.to_string().contains("k/3"),
+        "{e}"
+    );
     assert_eq!(etcd_error(&e).map(EtcdError::outcome_unknown), Some(false), "{e}");
     let e = EtcdStore::connect(EtcdOptions::new(Vec::<String>::new()))
         .await
