@@ -35,6 +35,7 @@ pub struct Recording {
     ops: Arc<Mutex<Vec<Op>>>,
     unchecked: Option<fn(&Version) -> bool>,
     torn_reads: bool,
+    torn_observed: bool,
     cleared: bool,
 }
 
@@ -46,6 +47,7 @@ impl Recording {
             ops: Arc::default(),
             unchecked: None,
             torn_reads: false,
+            torn_observed: false,
             cleared: false,
         }
     }
@@ -58,10 +60,23 @@ impl Recording {
         self
     }
 
+    /// As [`with_torn_read_versions`](Self::with_torn_read_versions), and also the versions
+    /// that a refused conditional write (`AlreadyExists`, `Conflict`) and a watch report:
+    /// for a store that reads them without the lock its writes take (records over a
+    /// fan-out, which read the record to check it). Whether a write was refused, and the
+    /// values and absence reads report, are still checked.
+    pub fn with_torn_observed_versions(mut self) -> Recording {
+        self.torn_reads = true;
+        self.torn_observed = true;
+        self
+    }
+
     /// Leaves out of the check the reads (`get`, `head`, a listing) that report a version
     /// `unchecked` accepts: for a backend that documents such reads as outside its
     /// guarantee (a replica's answer from a secondary's copy, under a version of its own).
-    /// They are recorded as [`Outcome::Failed`], saying why.
+    /// So are a refused conditional write and a watch that report such a version (a store
+    /// stacked on the backend read it). They are recorded as [`Outcome::Failed`], saying
+    /// why.
     pub fn with_unchecked_reads(mut self, unchecked: fn(&Version) -> bool) -> Recording {
         self.unchecked = Some(unchecked);
         self
@@ -127,10 +142,22 @@ impl Recording {
                 _ => {}
             }
         }
+        if self.torn_observed {
+            match &mut outcome {
+                Outcome::AlreadyExists(v) | Outcome::Watched(Some(v)) => *v = Version::empty(),
+                Outcome::Conflict(actual) => *actual = None,
+                _ => {}
+            }
+        }
         if let Some(unchecked) = self.unchecked {
             let left_out = match &outcome {
                 Outcome::Read { version: v, .. } | Outcome::Meta(v) => unchecked(v),
                 Outcome::Listed { entries, .. } => entries.iter().any(|(_, v)| unchecked(v)),
+                // The same read, seen through a store stacked on the backend (records
+                // checking a conditional write or waiting).
+                Outcome::AlreadyExists(v) | Outcome::Conflict(Some(v)) | Outcome::Watched(Some(v)) => {
+                    unchecked(v)
+                }
                 _ => false,
             };
             if left_out {

@@ -119,6 +119,9 @@ pub struct Config {
     /// Whether the versions reads report may mix two states (see
     /// [`Recording::with_torn_read_versions`]).
     pub torn_read_versions: bool,
+    /// Whether the versions refused conditional writes and watches report may mix two
+    /// states too (see [`Recording::with_torn_observed_versions`]).
+    pub torn_observed_versions: bool,
     /// Whether a successful delete is held only to leaving the key absent (see
     /// [`Recording::with_unchecked_delete_presence`]).
     pub unchecked_delete_presence: bool,
@@ -139,6 +142,7 @@ impl Default for Config {
             watch_timeout: Duration::from_millis(20),
             unchecked_reads: None,
             torn_read_versions: false,
+            torn_observed_versions: false,
             unchecked_delete_presence: false,
         }
     }
@@ -241,6 +245,17 @@ impl Config {
     /// write may report a version mixing the two states.
     pub fn with_torn_read_versions(mut self) -> Self {
         self.torn_read_versions = true;
+        self
+    }
+
+    /// With every version a call reports left unchecked except those of successful writes:
+    /// [`with_torn_read_versions`](Self::with_torn_read_versions), and also the versions in
+    /// `AlreadyExists` and `Conflict` errors and watch results. For a store that reads them
+    /// without the lock its writes take, over a backend whose reads may mix two states
+    /// (records over a fan-out).
+    pub fn with_torn_observed_versions(mut self) -> Self {
+        self.torn_read_versions = true;
+        self.torn_observed_versions = true;
         self
     }
 
@@ -348,6 +363,9 @@ pub async fn drive(backends: &[Arc<dyn Backend>], config: &Config) -> History {
     }
     if config.torn_read_versions {
         recording = recording.with_torn_read_versions();
+    }
+    if config.torn_observed_versions {
+        recording = recording.with_torn_observed_versions();
     }
     let faulty: Vec<Faulty<Arc<dyn Backend>>> = backends.iter().map(|b| Faulty::new(Arc::clone(b))).collect();
     for f in &faulty {
