@@ -366,6 +366,10 @@ impl<B: Backend> Records<B> {
     /// [`RecordStore::wait_for_version_change`].
     ///
     /// One `get`, then the backend's `watch` (and one more `get` per change it reports).
+    /// A `get` that already shows another version is confirmed by the backend's `watch`
+    /// from `version`, which answers at once when the change is real: on a fan-out, a read
+    /// racing a write may show a version no write made, and the fan-out's `watch` reports
+    /// settled versions.
     pub async fn wait_for_version_change(&self, key: &Key, version: &Version) -> Result<Version> {
         const OP: &str = "wait_for_version_change";
         loop {
@@ -373,7 +377,11 @@ impl<B: Backend> Records<B> {
                 return Err(not_found(OP, key));
             };
             if &current.version != version {
-                return Ok(current.version);
+                match self.inner.backend.watch(key, Some(version)).await? {
+                    Some(_) => return Ok(current.version),
+                    // Gone meanwhile: the next read says whether for good.
+                    None => continue,
+                }
             }
             // Whatever the watch reports, the loop reads again: the new object may be
             // absent, expired already, or live with a new version.
