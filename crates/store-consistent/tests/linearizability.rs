@@ -11,7 +11,7 @@
 //! the manifest, and every read sees one committed manifest — not the adapter's.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,8 +23,7 @@ use store_core::{
 };
 use store_fs::FsStore;
 use store_memory::MemoryStore;
-use store_testkit::history::Outcome;
-use store_testkit::linearizability::{Config, Mix, check, drive};
+use store_testkit::linearizability::{Config, Mix, linearizability_of};
 use store_testkit::{Fault, FaultOp, Faulty, Rule};
 
 /// One handle on a group, as a [`Backend`] whose keys are the group's names.
@@ -281,56 +280,13 @@ fn config(seed: u64) -> Config {
     Config::default().with_seed(seed).with_mix(mix)
 }
 
-/// Drives `handles` (client `c` uses handle `c % len`), checks the history against the
-/// register model, and panics with the seed and the counterexample if it is not
-/// linearizable.
+/// Drives `handles` (client `c` uses handle `c % len`) and checks the history against the
+/// register model (see `store_testkit::linearizability::linearizability_of`).
 async fn check_group(handles: Vec<GroupAsBackend>, config: Config) {
     let backends: Vec<Arc<dyn Backend>> = handles.into_iter().map(|h| Arc::new(h) as _).collect();
-    let started = Instant::now();
-    let history = drive(&backends, &config).await;
-    let driven = started.elapsed();
-    let started = Instant::now();
-    let checked = check(&history).unwrap_or_else(|violation| {
-        panic!(
-            "seed {} ({} clients, {} calls, {} handles): {violation}",
-            config.seed,
-            config.clients,
-            config.ops,
-            backends.len()
-        )
-    });
-    let checking = started.elapsed();
-    let count = |f: fn(&Outcome) -> bool| history.ops.iter().filter(|op| f(&op.outcome)).count();
-    let written = count(|o| matches!(o, Outcome::Written(_) | Outcome::Deleted));
-    let read = count(|o| {
-        matches!(
-            o,
-            Outcome::Read { .. } | Outcome::Meta(_) | Outcome::Listed { .. }
-        )
-    });
-    let failed = count(|o| matches!(o, Outcome::Failed(_)));
-    let unknown = count(|o| matches!(o, Outcome::Unknown(_)));
-    eprintln!(
-        "group linearizability: seed {}: {} calls by {} clients on {} handles in {driven:.1?} \
-         ({written} writes and {read} reads that succeeded, {failed} failed, {unknown} of \
-         unknown outcome), {} operations on {} keys checked in {checking:.1?} ({} search steps)",
-        config.seed,
-        history.len(),
-        config.clients,
-        backends.len(),
-        checked.ops,
-        checked.keys,
-        checked.walked
-    );
-    assert!(
-        written > 0 && read > 0,
-        "seed {}: no write or no read succeeded, so nothing was checked",
-        config.seed
-    );
+    linearizability_of(&backends, config).await;
 }
 
-/// A handle on the group called `g` on `backend`, as a process of its own would open it
-/// (caches of its own), keeping contents of up to `inline_limit` bytes in the manifest.
 fn handle<B: Backend>(backend: B, inline_limit: usize) -> GroupAsBackend {
     GroupAsBackend::new(Group::new(backend, "g").unwrap().with_inline_limit(inline_limit))
 }

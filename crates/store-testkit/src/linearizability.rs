@@ -51,7 +51,7 @@ mod search;
 #[cfg(test)]
 mod tests;
 
-pub use driver::{Config, Mix, Run, drive, linearizability};
+pub use driver::{Config, Mix, Run, drive, linearizability, linearizability_of};
 pub use records::RecordsAsBackend;
 
 use model::{Partition, Step};

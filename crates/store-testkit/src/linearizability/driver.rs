@@ -306,15 +306,27 @@ where
     B: Backend,
 {
     let backend: Arc<dyn Backend> = Arc::new(factory().await);
+    linearizability_of(&[backend], config).await
+}
+
+/// [`linearizability`] over several handles on one store (client `c` uses
+/// `handles[c % len]`: two processes' or two caches' views of the same data, say), which must
+/// start empty of the hot keys. Panics with the counterexample and the seed if the history
+/// is not linearizable, or if no write or no read succeeded (nothing was checked).
+pub async fn linearizability_of(handles: &[Arc<dyn Backend>], config: Config) -> Run {
     let started = Instant::now();
-    let history = drive(&[backend], &config).await;
+    let history = drive(handles, &config).await;
     let driven = started.elapsed();
     let started = Instant::now();
     let checked = match check(&history) {
         Ok(checked) => checked,
         Err(violation) => panic!(
-            "seed {} ({} clients, {} calls): {violation}\nreplay with Config::default().with_seed({})",
-            config.seed, config.clients, config.ops, config.seed
+            "seed {} ({} clients, {} calls, {} handles): {violation}\nreplay with Config::default().with_seed({})",
+            config.seed,
+            config.clients,
+            config.ops,
+            handles.len(),
+            config.seed
         ),
     };
     let checking = started.elapsed();
