@@ -141,7 +141,7 @@ impl Phase {
     /// Too few commits is an error listing every failure, after a failed `Create` is rolled
     /// back. Tolerated failures are in the report and the failure log.
     pub(crate) async fn commit<F>(
-        self,
+        mut self,
         size: u64,
         commits: Vec<(usize, F)>,
         failed: Vec<(usize, Error)>,
@@ -182,8 +182,14 @@ impl Phase {
             return Err(Box::pin(self.fail(tally)).await);
         }
         let Tally {
-            mut outcomes, errors, ..
+            mut outcomes,
+            errors,
+            open,
+            ..
         } = tally;
+        for i in open {
+            self.forget(i);
+        }
         let modified = tolerate(&self.shared, &self.key, &mut outcomes, errors);
         let meta = Meta {
             key: self.key.clone(),
@@ -219,6 +225,14 @@ impl Phase {
         Ok(report)
     }
 
+    /// Backend `i`'s commit failed without proving it changed nothing (a lost reply): what
+    /// the check saw there no longer tells what it holds.
+    fn forget(&mut self, i: usize) {
+        if let Some(part) = self.known.get_mut(i) {
+            *part = Component::Unknown;
+        }
+    }
+
     /// The error of a write that too few backends committed, after rolling back a `Create`.
     async fn fail(self, tally: Tally) -> Error {
         let Tally {
@@ -246,7 +260,7 @@ impl Phase {
 
     /// Finishes the commits a quorum write left running, then reports the settled state.
     async fn finish(
-        self,
+        mut self,
         base: Meta,
         mut outcomes: Vec<Outcome>,
         mut running: FuturesUnordered<impl Future<Output = (usize, Result<Meta>)>>,
@@ -256,6 +270,9 @@ impl Phase {
             outcomes[i] = match r {
                 Ok(m) => Outcome::Committed(m),
                 Err(e) => {
+                    if !e.is_not_applied() {
+                        self.forget(i);
+                    }
                     let e = Arc::new(e);
                     self.shared
                         .failures
@@ -390,17 +407,17 @@ async fn roll_back(
 }
 
 /// Every backend's part of the composite version after a write: a committed backend holds
-/// its new version; a failed one what it held before (known from the conditional check)
-/// only if its error proves the write changed nothing (`Error::is_not_applied`) — a lost
-/// reply may have applied it — else `Unknown`, as is a pending one.
+/// its new version, a failed one what it held before (known from the conditional check —
+/// `known` is empty when there was none, and `Unknown` where a commit failed without
+/// proving it changed nothing), a pending one `Unknown`.
 fn parts(outcomes: &[Outcome], known: &[Component]) -> Vec<Component> {
     outcomes
         .iter()
         .enumerate()
         .map(|(i, o)| match o {
             Outcome::Committed(m) => Component::Present(m.version.clone()),
-            Outcome::Failed(e) if e.is_not_applied() => known.get(i).cloned().unwrap_or(Component::Unknown),
-            Outcome::Failed(_) | Outcome::Pending => Component::Unknown,
+            Outcome::Failed(_) => known.get(i).cloned().unwrap_or(Component::Unknown),
+            Outcome::Pending => Component::Unknown,
         })
         .collect()
 }

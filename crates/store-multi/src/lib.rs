@@ -143,8 +143,8 @@
 //! adds one `head` per backend first (the check). A streamed write is one writer per
 //! streaming backend, each chunk sent to them all at once (shared, never copied), and one
 //! commit each. A write that some backend failed asks that backend for its state once more
-//! (`head`), to name it in the version, unless its error proves it changed nothing and the
-//! check told what it held. A read is one `head`
+//! (`head`), to name it in the version, when the check did not tell it or its commit failed
+//! without proving it changed nothing (a lost reply). A read is one `head`
 //! per backend (the composite version) and one `get` of the body; a listing merges every
 //! backend's listing.
 //!
