@@ -130,7 +130,21 @@ fn too_large(e: &etcd_client::Error) -> bool {
 
 /// Maps an etcd client error for `op` on `key` to a store error.
 pub(crate) fn map(op: &'static str, key: Option<&str>, e: etcd_client::Error) -> Error {
-    to_store_error(op, key, e, false)
+    if too_large(&e) {
+        return Error::InvalidInput {
+            op,
+            key: key.map(str::to_owned),
+            reason: format!(
+                "etcd refused the request as too large ({e}); raise the server's \
+                 --max-request-bytes, or store smaller objects"
+            ),
+        };
+    }
+    Error::Backend {
+        backend: BACKEND,
+        retryable: is_retryable(&e),
+        source: Box::new(etcd_error(op, key, e, false)),
+    }
 }
 
 /// Maps the error of a write for `op` on `key` onto store-core's write outcomes: a
@@ -141,7 +155,7 @@ pub(crate) fn map(op: &'static str, key: Option<&str>, e: etcd_client::Error) ->
 /// plain error: it changed nothing.
 pub(crate) fn map_write(op: &'static str, key: Option<&str>, e: etcd_client::Error) -> Error {
     if too_large(&e) || !is_retryable(&e) {
-        return to_store_error(op, key, e, false);
+        return map(op, key, e);
     }
     if never_sent(&e) {
         return Error::not_applied(BACKEND, etcd_error(op, key, e, false));
@@ -160,29 +174,6 @@ fn etcd_error(
         key: key.map(str::to_owned),
         source,
         outcome_unknown,
-    }
-}
-
-fn to_store_error(
-    op: &'static str,
-    key: Option<&str>,
-    e: etcd_client::Error,
-    outcome_unknown: bool,
-) -> Error {
-    if too_large(&e) {
-        return Error::InvalidInput {
-            op,
-            key: key.map(str::to_owned),
-            reason: format!(
-                "etcd refused the request as too large ({e}); raise the server's \
-                 --max-request-bytes, or store smaller objects"
-            ),
-        };
-    }
-    Error::Backend {
-        backend: BACKEND,
-        retryable: is_retryable(&e),
-        source: Box::new(etcd_error(op, key, e, outcome_unknown)),
     }
 }
 
