@@ -378,9 +378,9 @@ impl<B: Backend> Records<B> {
             };
             if &current.version != version {
                 match self.inner.backend.watch(key, Some(version)).await? {
-                    Some(_) => return Ok(current.version),
-                    // Gone meanwhile: the next read says whether for good.
-                    None => continue,
+                    Some(settled) if settled == current.version => return Ok(settled),
+                    // Changed again, or gone meanwhile: the next read says what is there.
+                    _ => continue,
                 }
             }
             // Whatever the watch reports, the loop reads again: the new object may be
