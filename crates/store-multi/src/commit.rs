@@ -362,8 +362,11 @@ fn tolerate(
 
 /// Undoes the commits of a failed `Create`: deletes each new object if it is still the
 /// version this write made (never someone else's). A backend in `open` (its commit failed
-/// without proving it changed nothing: a lost reply) is asked first (`head`, under the key's lock: the check saw
-/// it absent, so what it holds now is this write's). A rollback that fails is an error too.
+/// without proving it changed nothing: a lost reply) is asked first: its error's
+/// [`WriteResolver`](store_core::WriteResolver), when it has one, tells whether the write
+/// landed and at which version; otherwise a `head` (under the key's lock, so no writer of
+/// this `Multi` came between: what the backend holds is taken for this write's, which a
+/// writer from outside could have replaced). A rollback that fails is an error too.
 async fn roll_back(
     shared: &Shared,
     key: &Key,
@@ -371,16 +374,29 @@ async fn roll_back(
     open: &[usize],
     errors: &mut Vec<(usize, Error)>,
 ) {
+    let resolver = |i: usize| {
+        errors
+            .iter()
+            .find(|(j, _)| *j == i)
+            .and_then(|(_, e)| e.resolver().cloned())
+    };
     let undo = (0..outcomes.len()).filter_map(|i| {
         let made = match &outcomes[i] {
             Outcome::Committed(m) => Some(m.version.clone()),
             _ => None,
         };
+        let resolver = resolver(i);
         (made.is_some() || open.contains(&i)).then_some(async move {
             let backend = &shared.backends[i];
-            let made = match made {
-                Some(v) => v,
-                None => match (**backend).head(key).await {
+            let made = match (made, resolver) {
+                (Some(v), _) => v,
+                (None, Some(resolver)) => match resolver.resolve().await {
+                    Ok(Some(m)) => m.version,
+                    // The backend does not hold this write: nothing to undo.
+                    Ok(None) => return (i, Ok(())),
+                    Err(e) => return (i, Err(e)),
+                },
+                (None, None) => match (**backend).head(key).await {
                     Ok(m) => m.version,
                     Err(e) if e.is_not_found() => return (i, Ok(())),
                     Err(e) => return (i, Err(e)),

@@ -67,8 +67,11 @@
 //! rollback that fails is listed in the error too. So after an error:
 //! - before the commit phase, in every mode: no backend changed;
 //! - in the commit phase with `Create`: no backend holds the object, unless the error
-//!   lists a `store-multi rollback` failure for it (a backend whose reply was lost is
-//!   asked, and rolled back too if it holds the new object);
+//!   lists a `store-multi rollback` failure for it. A backend whose reply was lost is
+//!   asked, and rolled back too if it holds the new object: through the error's
+//!   [`WriteResolver`](store_core::WriteResolver) where the backend gives one, else with a
+//!   `head`, which takes whatever the backend holds for the new object (so a create by a
+//!   writer outside this `Multi` that landed there meanwhile is deleted too);
 //! - in the commit phase otherwise: the backends *not* named in the error hold the new
 //!   object, and so may those named with an error that leaves the outcome open (a lost
 //!   reply: anything but [`Error::is_not_applied`](store_core::Error::is_not_applied)).

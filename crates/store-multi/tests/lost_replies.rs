@@ -1,7 +1,7 @@
 //! A backend that applies a write but loses its reply (or fails to tell its state) inside
 //! the fan-out: the version a write returns names what that backend really holds, a failed
-//! `Create` is rolled back there too, and a conditional delete that cannot check enough
-//! backends deletes nothing.
+//! `Create` is rolled back there too (and only the version it made), and a conditional
+//! delete that cannot check enough backends deletes nothing.
 
 use std::sync::Arc;
 
@@ -99,4 +99,55 @@ async fn a_delete_one_backend_applied_is_never_reported_as_not_applied() {
     let e = multi.delete(&key, DeleteOptions::default()).await.unwrap_err();
     assert!(!e.is_not_applied(), "{e}");
     assert!(faulty[0].inner().head_opt(&key).await.unwrap().is_none());
+}
+
+/// A backend whose reply was lost tells, through its resolver, which version the write
+/// made there: the rollback deletes only that one, never what a writer outside this
+/// `Multi` put there meanwhile.
+#[tokio::test]
+async fn a_rollback_leaves_alone_what_an_outside_writer_put_after_a_lost_reply() {
+    let b0 = Faulty::new(MemoryStore::new()).named("b0");
+    let b1 = Faulty::new(MemoryStore::new()).named("b1");
+    // b2 refuses the create, but only once released: meanwhile an outside writer replaces
+    // what the create put on b1.
+    let b2_inner = Faulty::new(MemoryStore::new()).named("b2");
+    let b2 = Faulty::new(b2_inner.clone()).named("b2 gate");
+    let backends: Vec<Arc<dyn Backend>> =
+        vec![Arc::new(b0.clone()), Arc::new(b1.clone()), Arc::new(b2.clone())];
+    let multi = Multi::builder(backends).mode(WriteMode::All).build().unwrap();
+    let key = Key::new("fresh").unwrap();
+    b1.inject(Rule::new(FaultOp::Put, Fault::LostReplyResolvable).times(1));
+    b2.inject(Rule::new(FaultOp::Put, Fault::Hang));
+    b2_inner.inject(Rule::new(FaultOp::Put, Fault::Refused).times(1));
+
+    let create = tokio::spawn({
+        let (multi, key) = (multi.clone(), key.clone());
+        async move { multi.put(&key, "ours".into(), put(PutMode::Create)).await }
+    });
+    while b1.inner().head_opt(&key).await.unwrap().is_none() {
+        tokio::task::yield_now().await;
+    }
+    b1.inner().put_bytes(&key, "theirs").await.unwrap();
+    b2.release();
+    let e = create.await.unwrap().unwrap_err();
+
+    assert!(
+        b0.inner().head_opt(&key).await.unwrap().is_none(),
+        "b0 rolled back"
+    );
+    assert_eq!(
+        b1.inner().get_bytes(&key).await.unwrap(),
+        "theirs",
+        "the outside write survives the rollback"
+    );
+    // Its version is no longer the one the create made: the rollback of b1 says so.
+    let store_core::Error::Multi(m) = &e else {
+        panic!("not a per-backend error: {e}")
+    };
+    assert!(
+        m.errors
+            .iter()
+            .any(|(i, e)| *i == 1 && e.to_string().contains("store-multi rollback")),
+        "{m:?}"
+    );
 }
