@@ -3,8 +3,15 @@
 //!
 //! For each workload and pair, the two sides run alternately (A B, then B A, …) `REPS`
 //! times; each run times a batch of operations. The report gives the median time per
-//! operation of each side, the spread of the runs ((max − min) / median), and the ratio
-//! peer / ours: above 1.0 we are faster.
+//! operation of each side, the spread of its runs ((max − min) / median), and the median of
+//! the runs' peer / ours ratios: above 1.0 we are faster. A run's two sides are timed back
+//! to back, so what the machine was doing then weighs on both.
+//!
+//! On disk, each run of a write workload gets a fresh pair of directories, made one after
+//! the other and synced before the timed batches. How long ext4 takes to create a file
+//! depends on the directory's block group and on the inodes freed there in the last minutes
+//! (see `docs/bench/fs.md`); one directory per side for every run would bake that placement
+//! into the ratio.
 //!
 //! Output: a markdown table on stdout and in `target/bench-compare/report.md`, and an SVG
 //! bar chart of the ratios in `target/bench-compare/ratios.svg`.
@@ -12,6 +19,7 @@
 mod report;
 mod subject;
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,10 +172,18 @@ async fn setup<S: Subject>(s: &S) {
     }
 }
 
+/// Whether each run of `w` gets a fresh pair of stores (see the module docs): the workloads
+/// that create or replace files, except CAS, which needs the key it swaps.
+fn fresh_per_run(w: Workload) -> bool {
+    [PUT_1K.name, CREATE_1K.name, PUT_4M.name, CONC_16.name].contains(&w.name)
+}
+
+/// Runs `workloads` on `ours` and `peer` (set up once). `fresh(run)` gives the pair a run of
+/// a [`fresh_per_run`] workload uses, or `None` to use the set-up pair.
 async fn compare<A: Subject, B: Subject>(
     group: &str,
-    ours: &A,
-    peer: &B,
+    (ours, peer): (&A, &B),
+    fresh: impl AsyncFn(usize) -> Option<(A, B)>,
     workloads: &[Workload],
     rows: &mut Vec<Row>,
 ) {
@@ -182,6 +198,8 @@ async fn compare<A: Subject, B: Subject>(
         let _ = batch(peer, w, 1000).await;
         for rep in 0..REPS {
             let (first_ours, run) = (rep % 2 == 0, rep);
+            let pair = if fresh_per_run(w) { fresh(run).await } else { None };
+            let (ours, peer) = pair.as_ref().map_or((ours, peer), |(a, b)| (a, b));
             for side in [first_ours, !first_ours] {
                 if side {
                     a.push(batch(ours, w, run).await.expect("ours supports every workload"));
@@ -199,11 +217,8 @@ async fn compare<A: Subject, B: Subject>(
             ours: ours.name(),
             peer: peer.name(),
             ours_sample: Sample::new(&a, w.ops),
-            peer_sample: if unsupported {
-                None
-            } else {
-                Some(Sample::new(&b, w.ops))
-            },
+            peer_sample: (!unsupported).then(|| Sample::new(&b, w.ops)),
+            paired_ratio: (!unsupported).then(|| report::paired_ratio(&a, &b)),
         };
         eprintln!("{}", row.line());
         rows.push(row);
@@ -241,13 +256,13 @@ fn main() {
                 Arc::new(object_store::memory::InMemory::new()),
                 true,
             );
-            compare("memory", &ours, &os, &all, &mut rows).await;
+            compare("memory", (&ours, &os), async |_| None, &all, &mut rows).await;
             let ours = Ours::new("store MemoryStore", store_memory::MemoryStore::new());
             let dal = Dal {
                 name: "OpenDAL memory",
                 op: opendal::Operator::new(opendal::services::Memory::default()).expect("opendal"),
             };
-            compare("memory", &ours, &dal, &all, &mut rows).await;
+            compare("memory", (&ours, &dal), async |_| None, &all, &mut rows).await;
         }
         if "fs".contains(&filter) || filter.is_empty() {
             fs_rows(&all, &mut rows).await;
@@ -260,44 +275,49 @@ fn main() {
 
 async fn fs_rows(all: &[Workload], rows: &mut Vec<Row>) {
     let base = std::env::temp_dir().join(format!("store-compare-{}", std::process::id()));
-    let dir = |name: &str| {
-        let d = base.join(name);
-        let _ = std::fs::remove_dir_all(&d);
+    let made = std::cell::Cell::new(0);
+    // A new directory under `base`, never one used before in this process.
+    let dir = |tag: &str| {
+        made.set(made.get() + 1);
+        let d = base.join(format!("{tag}-{}", made.get()));
         std::fs::create_dir_all(&d).expect("temp dir");
         d
     };
-    let ours = |d: std::path::PathBuf, durability: Durability, name: &'static str| async move {
-        Ours::new(
-            name,
-            FsStore::builder(d)
-                .durability(durability)
-                .open()
-                .await
-                .expect("FsStore"),
-        )
+    // The two directories of a run, made one after the other (ours first in even runs).
+    let dirs = |run: usize| {
+        if run.is_multiple_of(2) {
+            let a = dir("ours");
+            (a, dir("peer"))
+        } else {
+            let b = dir("peer");
+            (dir("ours"), b)
+        }
     };
-    let lfs = |d: &std::path::Path, fsync: bool, name: &'static str| {
-        let store = object_store::local::LocalFileSystem::new_with_prefix(d)
-            .expect("LocalFileSystem")
-            .with_fsync(fsync);
-        // LocalFileSystem refuses PutMode::Update: it has no locking.
-        ObjStore::new(name, Arc::new(store), false)
+    let lfs = |fsync: bool| {
+        move |d: &Path| {
+            let store = object_store::local::LocalFileSystem::new_with_prefix(d)
+                .expect("LocalFileSystem")
+                .with_fsync(fsync);
+            let name = if fsync {
+                "object_store LocalFileSystem with_fsync"
+            } else {
+                "object_store LocalFileSystem"
+            };
+            // LocalFileSystem refuses PutMode::Update: it has no locking.
+            ObjStore::new(name, Arc::new(store), false)
+        }
     };
-
-    let fast = ours(dir("ours-none"), Durability::None, "store FsStore (no fsync)").await;
-    let peer = lfs(&dir("lfs-none"), false, "object_store LocalFileSystem");
-    compare("fs, no fsync", &fast, &peer, all, rows).await;
-
-    let fast = ours(dir("ours-none-2"), Durability::None, "store FsStore (no fsync)").await;
-    let root = dir("dal");
-    let mut builder = opendal::services::Fs::default();
-    builder = builder.root(root.to_str().expect("utf-8 temp dir"));
-    let dal = Dal {
+    let dal = |d: &Path| Dal {
         name: "OpenDAL fs",
-        op: opendal::Operator::new(builder).expect("opendal fs"),
+        op: opendal::Operator::new(
+            opendal::services::Fs::default().root(d.to_str().expect("utf-8 temp dir")),
+        )
+        .expect("opendal fs"),
     };
-    compare("fs, no fsync", &fast, &dal, all, rows).await;
 
+    let none = Durability::None;
+    fs_group("fs, no fsync", none, lfs(false), &dirs, all, rows).await;
+    fs_group("fs, no fsync", none, dal, &dirs, all, rows).await;
     // Durable writes are ~100× slower per operation: smaller batches.
     let durable: Vec<Workload> = all
         .iter()
@@ -312,8 +332,40 @@ async fn fs_rows(all: &[Workload], rows: &mut Vec<Row>) {
             }
         })
         .collect();
-    let full = ours(dir("ours-full"), Durability::Full, "store FsStore (durable)").await;
-    let peer = lfs(&dir("lfs-fsync"), true, "object_store LocalFileSystem with_fsync");
-    compare("fs, durable", &full, &peer, &durable, rows).await;
+    fs_group("fs, durable", Durability::Full, lfs(true), &dirs, &durable, rows).await;
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// One group of disk rows: FsStore with `durability` against the store `peer` opens on a
+/// directory, each on directories from `dirs` (a fresh pair per run of a write workload).
+async fn fs_group<P: Subject>(
+    group: &str,
+    durability: Durability,
+    peer: impl Fn(&Path) -> P,
+    dirs: &impl Fn(usize) -> (PathBuf, PathBuf),
+    workloads: &[Workload],
+    rows: &mut Vec<Row>,
+) {
+    let open = async |run| {
+        let (a, b) = dirs(run);
+        let name = match durability {
+            Durability::None => "store FsStore (no fsync)",
+            _ => "store FsStore (durable)",
+        };
+        let ours = FsStore::builder(a)
+            .durability(durability)
+            .open()
+            .await
+            .expect("FsStore");
+        (Ours::new(name, ours), peer(&b))
+    };
+    let (ours, peer_store) = open(0).await;
+    let fresh = async |run| {
+        let pair = open(run).await;
+        // Everything written back, so no run times the write-back of another's files.
+        let synced = std::process::Command::new("sync").status().expect("run sync");
+        assert!(synced.success(), "sync failed");
+        Some(pair)
+    };
+    compare(group, (&ours, &peer_store), fresh, workloads, rows).await;
 }
