@@ -36,7 +36,9 @@
 //! by the orders of its at most `K` concurrent operations, so a linearizable history costs
 //! about its length times `K` steps. Writes of unknown outcome widen the search (each may
 //! take effect at any later point): keep faults to a fraction of the calls. A search that
-//! exceeds its budget of steps ends as [`ViolationKind::Undecided`] rather than running on.
+//! exceeds its budget of steps ([`DEFAULT_SEARCH_BUDGET`] per key, or what [`check_within`]
+//! and [`Config::with_search_budget`] give) ends as [`ViolationKind::Undecided`] rather than
+//! running on.
 
 use std::fmt;
 
@@ -57,8 +59,9 @@ pub use records::RecordsAsBackend;
 use model::{Partition, Step};
 use search::{Found, search};
 
-/// The most steps the search walks for one key before it gives up.
-const BUDGET: u64 = 5_000_000;
+/// The most steps the search walks for one key before it gives up, unless told otherwise: a
+/// few seconds of search.
+pub const DEFAULT_SEARCH_BUDGET: u64 = 5_000_000;
 
 /// How many operations of the longest order found a [`Violation`] shows before the
 /// operations that cannot follow it.
@@ -85,7 +88,8 @@ pub enum ViolationKind {
     /// Two writes of one key were acknowledged with the same version.
     VersionReused,
     /// The search gave up before deciding (the history is too concurrent, or has too many
-    /// writes of unknown outcome).
+    /// writes of unknown outcome). [`Violation::unordered`] lists the key's operations of
+    /// unknown outcome.
     Undecided,
 }
 
@@ -101,8 +105,10 @@ pub struct Violation {
     pub order: Vec<Op>,
     /// The operations that cannot come next, in call order: the operation whose return
     /// makes the prefix fail and those concurrent with it (or, for a reused version, the
-    /// two writes).
+    /// two writes; for an undecided key, its operations of unknown outcome).
     pub unordered: Vec<Op>,
+    /// The steps the search walked on this key before it stopped.
+    pub walked: u64,
 }
 
 impl fmt::Display for Violation {
@@ -117,11 +123,26 @@ impl fmt::Display for Violation {
                 f,
                 "versions repeat on key {key:?}: two writes got the same version"
             )?,
-            ViolationKind::Undecided => writeln!(
-                f,
-                "undecided on key {key:?}: the search gave up after {BUDGET} steps (too many \
-                 concurrent operations or writes of unknown outcome)"
-            )?,
+            ViolationKind::Undecided => {
+                writeln!(
+                    f,
+                    "undecided on key {key:?}: the search gave up after {} steps (too many \
+                     concurrent operations or writes of unknown outcome); fewer clients or \
+                     faults, or a larger budget (Config::with_search_budget, check_within), \
+                     decide it",
+                    self.walked
+                )?;
+                writeln!(
+                    f,
+                    "  its {} operations of unknown outcome (each may take effect at any time \
+                     after its call, or never):",
+                    self.unordered.len()
+                )?;
+                for op in &self.unordered {
+                    writeln!(f, "    {op}")?;
+                }
+                return Ok(());
+            }
         }
         if !self.order.is_empty() {
             writeln!(f, "  the longest order found ends with:")?;
@@ -142,7 +163,8 @@ impl fmt::Display for Violation {
 
 impl std::error::Error for Violation {}
 
-/// Decides whether `history` is linearizable for the versioned register model, key by key.
+/// Decides whether `history` is linearizable for the versioned register model, key by key,
+/// walking at most [`DEFAULT_SEARCH_BUDGET`] steps per key ([`check_within`] sets another).
 ///
 /// ```
 /// use std::time::Duration;
@@ -171,11 +193,18 @@ impl std::error::Error for Violation {}
 /// assert_eq!(violation.unordered.len(), 1, "{violation}");
 /// ```
 pub fn check(history: &History) -> Result<Checked, Violation> {
+    check_within(history, DEFAULT_SEARCH_BUDGET)
+}
+
+/// [`check`] with a search budget of `budget` steps per key: a key whose search needs more
+/// is [`ViolationKind::Undecided`]. The search walks about a million steps per second.
+pub fn check_within(history: &History, budget: u64) -> Result<Checked, Violation> {
     let partitions = model::partitions(history).map_err(|reused| Violation {
         kind: ViolationKind::VersionReused,
         order: Vec::new(),
         unordered: reused.ops.iter().map(|&i| history.ops[i].clone()).collect(),
         key: reused.key,
+        walked: 0,
     })?;
     let mut checked = Checked {
         keys: partitions.len(),
@@ -184,17 +213,23 @@ pub fn check(history: &History) -> Result<Checked, Violation> {
     };
     for p in &partitions {
         checked.ops += p.steps.len();
-        let (found, walked) = search(&p.steps, BUDGET, false);
+        let (found, walked) = search(&p.steps, budget, false);
         checked.walked += walked;
         match found {
             Found::Linearizable => {}
-            Found::Stuck { .. } => return Err(explain(history, p)),
+            Found::Stuck { .. } => return Err(explain(history, p, budget, walked)),
             Found::GaveUp => {
                 return Err(Violation {
                     kind: ViolationKind::Undecided,
                     key: p.key.clone(),
                     order: Vec::new(),
-                    unordered: Vec::new(),
+                    unordered: p
+                        .steps
+                        .iter()
+                        .filter(|s| s.returned.is_none())
+                        .map(|s| history.ops[s.op].clone())
+                        .collect(),
+                    walked,
                 });
             }
         }
@@ -220,10 +255,11 @@ fn prefix(steps: &[Step], k: usize) -> Vec<Step> {
     cut
 }
 
-/// Finds the shortest failing prefix of a key's failing history and what cannot be ordered.
-fn explain(history: &History, p: &Partition) -> Violation {
+/// Finds the shortest failing prefix of a key's failing history (whose search walked
+/// `walked` steps) and what cannot be ordered.
+fn explain(history: &History, p: &Partition, budget: u64, walked: u64) -> Violation {
     let completed = p.steps.iter().filter(|s| s.returned.is_some()).count();
-    let fails = |k: usize| !matches!(search(&prefix(&p.steps, k), BUDGET, false).0, Found::Linearizable);
+    let fails = |k: usize| !matches!(search(&prefix(&p.steps, k), budget, false).0, Found::Linearizable);
     // The empty prefix passes and the whole history fails: bisect between them.
     let (mut passes, mut fails_at) = (0, completed);
     while fails_at - passes > 1 {
@@ -235,7 +271,7 @@ fn explain(history: &History, p: &Partition) -> Violation {
         }
     }
     let steps = prefix(&p.steps, fails_at);
-    let deepest = match search(&steps, BUDGET, true).0 {
+    let deepest = match search(&steps, budget, true).0 {
         Found::Stuck { deepest } => deepest,
         _ => Vec::new(),
     };
@@ -261,6 +297,7 @@ fn explain(history: &History, p: &Partition) -> Violation {
             .map(|&i| history.ops[steps[i].op].clone())
             .collect(),
         unordered: unordered.iter().map(|s| history.ops[s.op].clone()).collect(),
+        walked,
     }
 }
 

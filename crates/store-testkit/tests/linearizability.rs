@@ -262,6 +262,15 @@ async fn the_recorder_sorts_outcomes_by_what_they_say_of_the_effect() {
     check(&recording.history()).unwrap_or_else(|v| panic!("{v}"));
 }
 
+/// The driver's search budget reaches the check: a linearizable history of a correct store
+/// is undecided within one step, and the panic says what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(expected = "the search gave up after 2 steps")]
+async fn the_drivers_search_budget_reaches_the_check() {
+    let config = Config::default().with_ops(200).with_search_budget(1);
+    store_testkit::linearizability::linearizability(|| async { MemoryStore::new() }, config).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_seed_replays_the_same_schedule() {
     let schedule = |seed| async move {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::stream::StreamExt;
 use store_core::{Backend, DeleteOptions, GetOptions, Key, ListOptions, PutMode, PutOptions, Version};
 
-use super::{Checked, check};
+use super::{Checked, check_within};
 use crate::history::{History, Outcome, Recorder, Recording};
 use crate::{Fault, FaultOp, Faulty, Rule};
 
@@ -125,6 +125,9 @@ pub struct Config {
     /// Whether a successful delete is held only to leaving the key absent (see
     /// [`Recording::with_unchecked_delete_presence`]).
     pub unchecked_delete_presence: bool,
+    /// The most steps the check's search walks per key before the history is
+    /// [`Undecided`](super::ViolationKind::Undecided).
+    pub search_budget: u64,
 }
 
 impl Default for Config {
@@ -144,6 +147,7 @@ impl Default for Config {
             torn_read_versions: false,
             torn_observed_versions: false,
             unchecked_delete_presence: false,
+            search_budget: super::DEFAULT_SEARCH_BUDGET,
         }
     }
 }
@@ -170,6 +174,14 @@ impl Config {
     /// With the number of calls scaled by `factor` (for slow backends: `0.25`).
     pub fn scaled(mut self, factor: f64) -> Self {
         self.ops = (self.ops as f64 * factor).ceil() as usize;
+        self
+    }
+
+    /// With a search budget of `steps` per key (default
+    /// [`DEFAULT_SEARCH_BUDGET`](super::DEFAULT_SEARCH_BUDGET)), for histories too
+    /// concurrent or too faulty to decide within it.
+    pub fn with_search_budget(mut self, steps: u64) -> Self {
+        self.search_budget = steps;
         self
     }
 
@@ -318,7 +330,7 @@ pub async fn linearizability_of(handles: &[Arc<dyn Backend>], config: Config) ->
     let history = drive(handles, &config).await;
     let driven = started.elapsed();
     let started = Instant::now();
-    let checked = match check(&history) {
+    let checked = match check_within(&history, config.search_budget) {
         Ok(checked) => checked,
         Err(violation) => panic!(
             "seed {} ({} clients, {} calls, {} handles): {violation}\nreplay with Config::default().with_seed({})",
