@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use store_core::{
-    Backend, Body, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object,
+    Backend, Backoff, Body, Capabilities, DeleteOptions, Error, GetOptions, Key, ListOptions, Meta, Object,
     ObjectWriter, PutMode, PutOptions, Result, Version,
 };
 
@@ -280,7 +280,8 @@ impl Backend for FsStore {
     async fn watch(&self, key: &Key, seen: Option<&Version>) -> Result<Option<Version>> {
         check_key(key)?;
         let guard = self.root.watchers.register(key);
-        let mut delay = WATCH_FIRST_POLL.min(self.root.watch_poll);
+        let poll = self.root.watch_poll;
+        let mut polls = Backoff::new(WATCH_FIRST_POLL.min(poll), poll).start();
         loop {
             let mut notified = pin!(guard.notify().notified());
             // Enabled before the read: a change through this process after the read wakes us.
@@ -290,10 +291,11 @@ impl Backend for FsStore {
                 tracing::trace!(key = %key, version = ?current, "fs watch saw a change");
                 return Ok(current);
             }
-            // Changes by other processes are only seen by looking again.
+            // Changes by other processes are only seen by looking again (no budget: the
+            // policy always has a next delay).
+            let delay = polls.next_delay().unwrap_or(poll);
             let sleep = pin!(tokio::time::sleep(delay));
             futures::future::select(notified, sleep).await;
-            delay = (delay * 2).min(self.root.watch_poll);
         }
     }
 }
