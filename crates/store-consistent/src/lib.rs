@@ -132,13 +132,14 @@
 //! unreferenced object versions, which [`Group::gc`] deletes (it spares young ones, which
 //! may belong to a writer about to switch; see its documentation for the grace period).
 //!
-//! A backend write of the group (an object version, the manifest, a mutex's lease) whose
-//! reply was lost is settled by the backend's [`WriteResolver`](store_core::WriteResolver)
-//! when its error carries one: found applied, the update (or the lock, renewal or unlock)
-//! goes on as if the reply had come; otherwise it fails with an
-//! [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver. A
-//! group's error never carries the backend's resolver: it answers for an object, the
-//! manifest or a lock object, with their versions, not for the name's update or the mutex.
+//! A backend write of the group (an object version, the manifest) whose reply was lost is
+//! settled by the backend's [`WriteResolver`](store_core::WriteResolver) when its error
+//! carries one: found applied, the update goes on as if the reply had come; otherwise it
+//! fails with an [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a
+//! resolver. A mutex's lease needs no resolver: its lock object is read back, and the
+//! holder id it holds tells whether the put landed (see [`Mutex`]). A group's error never
+//! carries the backend's resolver: it answers for an object, the manifest or a lock object,
+//! with their versions, not for the name's update or the mutex.
 //!
 //! # Cost in round trips
 //!

@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 use crate::group::Group;
 use crate::lease::{Lease, new_holder, now_ms};
 use crate::retry::lost_race;
-use crate::switch::settle;
 
 /// How long a lease lasts unless renewed: ten seconds. A holder that disappears blocks the
 /// mutex for at most this long.
@@ -43,17 +42,17 @@ pub const MIN_LEASE: Duration = Duration::from_millis(30);
 /// # Lost replies
 /// Every change of the lease — taking it, renewing it, releasing it — is one conditional
 /// put of the lock object. When that put fails after it may have landed (a lost reply, a
-/// timeout) and its error carries the backend's [`WriteResolver`](store_core::WriteResolver),
-/// the resolver is asked (one more call): a lease found written counts, so `lock` and
-/// `try_lock` return the guard, the renewal holds and `unlock` succeeds. Otherwise `lock`,
-/// `try_lock` and `unlock` fail with that error, or an
-/// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) when the resolver could
-/// not tell — never with the backend's resolver, which answers for the lock object, not for
-/// the mutex. The lease of such a failed lock may have been written: it then holds the
-/// mutex for nobody until it expires (at most the lease length), as does the lease of such
-/// a failed unlock. A renewal that cannot be settled is tried again every tenth of the
-/// lease (a conflict then shows whether it had landed) until the lease runs out, and then
-/// the guard [is lost](MutexGuard::is_lost).
+/// timeout: any error but a refusal or one that [proves nothing was
+/// applied](store_core::Error::is_not_applied)), the lock object is read back (one `get`):
+/// each acquisition writes a holder id of its own, so the lease read tells whether the put
+/// landed, on any backend. A lease found written counts: `lock` and `try_lock` return the
+/// guard, the renewal holds and `unlock` succeeds. Otherwise `lock`, `try_lock` and `unlock`
+/// fail with the put's error, as an
+/// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver. Only a
+/// put still in flight when the lease was read (a timeout) can land after that: its lease
+/// then holds the mutex for nobody until it expires (at most the lease length). A renewal
+/// that did not land is tried again every tenth of the lease until the lease runs out, and
+/// then the guard [is lost](MutexGuard::is_lost).
 ///
 /// # Deviations from the seed
 /// Only the holder can unlock (the seed lets anyone clear a lock), a crashed holder does
@@ -127,9 +126,9 @@ impl Mutex {
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the lock object is not a lease; backend errors — a lease put
-    /// whose reply was lost and that the backend's resolver did not find applied is an
-    /// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver
-    /// (see [lost replies](Mutex#lost-replies)).
+    /// that failed after it may have landed, and whose lease the lock object does not hold
+    /// when read back, is an [`Error::outcome_unknown`](store_core::Error::outcome_unknown)
+    /// without a resolver (see [lost replies](Mutex#lost-replies)).
     pub async fn lock(&self) -> Result<MutexGuard> {
         loop {
             match self.attempt().await? {
@@ -166,15 +165,8 @@ impl Mutex {
     }
 
     async fn attempt(&self) -> Result<Attempt> {
-        let backend = &self.group.shared.backend;
-        let current = match backend.get(&self.key, GetOptions::default()).await {
-            Ok(obj) => {
-                let version = obj.meta.version.clone();
-                Some((version, Lease::decode(&self.key, &obj.bytes().await?)?))
-            }
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
+        let backend = &*self.group.shared.backend;
+        let current = read_lease(backend, &self.key).await?;
         let now = now_ms();
         let (token, mode) = match current {
             None => (1, PutMode::Create),
@@ -195,13 +187,42 @@ impl Mutex {
             released: false,
         };
         let written = match backend.put(&self.key, lease.encode(), mode.into()).await {
-            Ok(meta) => meta,
+            Ok(meta) => meta.version,
             Err(e) if lost_race(&e) => return Ok(Attempt::Raced),
-            // The lease may have landed: found applied, it is ours.
-            Err(e) => settle(e).await?,
+            // The lease may have landed: found written, it is ours.
+            Err(e) => landed(backend, &self.key, &lease, e).await?,
         };
         tracing::debug!(key = %self.key, token, "mutex locked");
-        Ok(Attempt::Acquired(MutexGuard::start(self, lease, written.version)))
+        Ok(Attempt::Acquired(MutexGuard::start(self, lease, written)))
+    }
+}
+
+/// The lock object at `key` and its version, if any.
+async fn read_lease(backend: &dyn Backend, key: &Key) -> Result<Option<(Version, Lease)>> {
+    match backend.get(key, GetOptions::default()).await {
+        Ok(obj) => {
+            let version = obj.meta.version.clone();
+            Ok(Some((version, Lease::decode(key, &obj.bytes().await?)?)))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The end of a put of `lease` that failed with `e`: an error that proves nothing was
+/// applied is returned as it is; otherwise the lock object is read back (one `get`), and
+/// the version at which it holds exactly `lease` (a holder id no other put writes) means
+/// the put landed. If it holds anything else, or cannot be read, `e` is returned, a
+/// retryable one as an outcome-unknown error without the backend's resolver (which answers
+/// for the lock object, not for the mutex).
+async fn landed(backend: &dyn Backend, key: &Key, lease: &Lease, e: Error) -> Result<Version> {
+    if e.is_not_applied() {
+        return Err(e);
+    }
+    match read_lease(backend, key).await {
+        Ok(Some((version, found))) if found == *lease => Ok(version),
+        _ if e.is_retryable() => Err(Error::outcome_unknown("store-consistent", e, None)),
+        _ => Err(e),
     }
 }
 
@@ -278,10 +299,10 @@ impl MutexGuard {
     ///
     /// # Errors
     /// [`Error::Conflict`] if the lease was lost and someone else holds the mutex now (their
-    /// lock is left alone); backend errors — a release whose reply was lost and that the
-    /// backend's resolver did not find applied is an
+    /// lock is left alone); backend errors — a release that failed after it may have landed,
+    /// and that the lock object does not show when read back, is an
     /// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver
-    /// (see [lost replies](Mutex#lost-replies)).
+    /// (see [lost replies](Mutex#lost-replies)); the lease then expires on its own.
     pub async fn unlock(mut self) -> Result<()> {
         self.done = true;
         if let Some(task) = self.renewer.take() {
@@ -339,21 +360,23 @@ async fn renew_once(state: &Held) -> bool {
             .put(&state.key, lease.encode(), PutOptions::update(version))
             .await;
         let written = match put {
-            Ok(meta) => Some(meta),
+            Ok(meta) => Some(meta.version),
             // Our version is stale (a write of ours raced, or someone took over): look.
-            Err(e) if e.is_conflict() || e.is_not_found() => match current(state).await {
-                Ok(Some((version, lease))) if lease.is_held_by(&state.holder, state.token) => {
-                    *state.version.lock() = version;
-                    continue;
+            Err(e) if e.is_conflict() || e.is_not_found() => {
+                match read_lease(&*state.backend, &state.key).await {
+                    Ok(Some((version, lease))) if lease.is_held_by(&state.holder, state.token) => {
+                        *state.version.lock() = version;
+                        continue;
+                    }
+                    Ok(_) => return false,
+                    Err(_) => None,
                 }
-                Ok(_) => return false,
-                Err(_) => None,
-            },
-            // The renewal may have landed: found applied, it counts.
-            Err(e) => settle(e).await.ok(),
+            }
+            // The renewal may have landed: found written, it counts.
+            Err(e) => landed(&*state.backend, &state.key, &lease, e).await.ok(),
         };
-        if let Some(meta) = written {
-            *state.version.lock() = meta.version;
+        if let Some(version) = written {
+            *state.version.lock() = version;
             state.expires_at_ms.store(expires_at_ms, Ordering::Release);
             return true;
         }
@@ -364,22 +387,10 @@ async fn renew_once(state: &Held) -> bool {
     }
 }
 
-/// The lock object and its version, if any.
-async fn current(state: &Held) -> Result<Option<(Version, Lease)>> {
-    match state.backend.get(&state.key, GetOptions::default()).await {
-        Ok(obj) => {
-            let version = obj.meta.version.clone();
-            Ok(Some((version, Lease::decode(&state.key, &obj.bytes().await?)?)))
-        }
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Marks the lease released, if it is still ours. The lock object stays (with its token).
 async fn release(state: &Held) -> Result<()> {
     loop {
-        let found = current(state).await?;
+        let found = read_lease(&*state.backend, &state.key).await?;
         let (version, lease) = match found {
             Some((version, lease)) if lease.is_held_by(&state.holder, state.token) => (version, lease),
             other => {
@@ -404,9 +415,9 @@ async fn release(state: &Held) -> Result<()> {
             Ok(_) => {}
             // A renewal of ours landed meanwhile: look again.
             Err(e) if e.is_conflict() => continue,
-            // The release may have landed: found applied, the mutex is free.
+            // The release may have landed: found written, the mutex is free.
             Err(e) => {
-                settle(e).await?;
+                landed(&*state.backend, &state.key, &released, e).await?;
             }
         }
         tracing::debug!(key = %state.key, token = state.token, "mutex unlocked");

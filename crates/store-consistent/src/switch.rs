@@ -179,13 +179,13 @@ impl Group {
     }
 }
 
-/// The end of a backend write of the group (an object version, the manifest, a mutex's
-/// lease) that failed after it may have been applied: its metadata if the backend's
+/// The end of a backend write of the group (an object version, the manifest) that failed
+/// after it may have been applied: its metadata if the backend's
 /// [`WriteResolver`](store_core::WriteResolver) finds it applied (one call of the
 /// resolver), so the update goes on; otherwise the error, without that resolver. A
-/// resolver answers for the backend's write — an object, the manifest or a lock object,
-/// with their versions —, not for the group's update or the mutex, so none is passed on to
-/// the group's caller: the error says only that the outcome is unknown.
+/// resolver answers for the backend's write — an object or the manifest, with their
+/// versions —, not for the group's update, so none is passed on to the group's caller: the
+/// error says only that the outcome is unknown.
 pub(crate) async fn settle(e: Error) -> Result<Meta> {
     let Some(resolver) = e.resolver().cloned() else {
         return Err(e);

@@ -151,30 +151,31 @@ async fn a_held_lease_is_renewed() {
     guard.unlock().await.unwrap();
 }
 
-/// A lease put whose reply was lost, but which the backend's resolver finds applied,
-/// counts: the lock is taken, the renewal holds without reading the lock object again,
-/// and the unlock frees the mutex — as if the reply had come. (Passing the error on would
-/// fail the lock while its lease, written, is held by nobody until it expires.)
+/// A lease put whose reply was lost counts, on a backend without a resolver: the lock
+/// object read back holds the lease, so the lock is taken, the renewal holds without a
+/// second put, and the unlock frees the mutex — as if the reply had come. (Failing the
+/// lock would leave its lease, written, held by nobody until it expired.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn lease_puts_whose_lost_reply_the_backend_can_resolve_count() {
+async fn lease_puts_whose_reply_was_lost_count_when_read_back() {
     let faulty = Faulty::new(MemoryStore::new());
     let g = Group::new(faulty.clone(), "locks").unwrap();
     let m = g.mutex("m").unwrap().with_lease(Duration::from_millis(600));
-    let lost = || Rule::new(FaultOp::Put, Fault::LostReplyResolvable).times(1);
+    let lost = || Rule::new(FaultOp::Put, Fault::LostReply).times(1);
 
     faulty.inject(lost());
     let guard = m.lock().await.unwrap();
     assert_eq!(guard.token(), 1);
     assert!(m.try_lock().await.unwrap().is_none(), "the guard holds the lease");
 
-    // The next renewal loses its reply; the one after it is the ordinary next renewal.
-    let mark = faulty.events().len();
+    // The next renewal loses its reply and reads the lease back; the put after that is the
+    // ordinary next renewal.
+    let (mark, gets) = (faulty.events().len(), faulty.calls(FaultOp::Get));
     faulty.inject(lost());
-    let renewals = timeout(LIVENESS, async {
+    let (renewals, reads) = timeout(LIVENESS, async {
         loop {
             let since: Vec<String> = faulty.events().split_off(mark);
             if since.iter().filter(|e| e.contains(" Put ")).count() >= 2 {
-                return since;
+                return (since, faulty.calls(FaultOp::Get) - gets);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -187,8 +188,9 @@ async fn lease_puts_whose_lost_reply_the_backend_can_resolve_count() {
     );
     assert!(
         renewals[1].contains(" Put ") && renewals[1].ends_with(" ok"),
-        "settled, the renewal needed no second put nor a read: {renewals:?}"
+        "read back, the renewal needed no second put: {renewals:?}"
     );
+    assert_eq!(reads, 1, "one read of the lease settled the renewal");
     assert!(!guard.is_lost());
     assert!(m.try_lock().await.unwrap().is_none(), "still held");
 
@@ -208,26 +210,25 @@ async fn lease_puts_whose_lost_reply_the_backend_can_resolve_count() {
     );
 }
 
-/// A lease put whose reply was lost with no resolver to settle it fails the lock, with a
-/// retryable error that carries no resolver; the lease it may have written holds the mutex
-/// until it expires, and the next holder's token follows it.
+/// A lease put that failed without landing, where the error does not say so, fails the
+/// lock with a retryable outcome-unknown error that carries no resolver and names the lock
+/// object; the lease read back is not there, and the mutex stays free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_lock_whose_lease_put_lost_its_reply_fails_and_the_lease_expires() {
+async fn a_lock_whose_lease_put_failed_without_landing_fails_and_leaves_the_mutex_free() {
     let faulty = Faulty::new(MemoryStore::new());
     let g = Group::new(faulty.clone(), "locks").unwrap();
-    let m = g.mutex("m").unwrap().with_lease(Duration::from_millis(100));
-    faulty.inject(Rule::new(FaultOp::Put, Fault::LostReply).times(1));
+    let m = g.mutex("m").unwrap().with_lease(Duration::from_secs(60));
+    faulty.inject(Rule::new(FaultOp::Put, Fault::FailRetryable).times(1));
     let err = m.lock().await.unwrap_err();
-    assert!(err.is_retryable() && err.resolver().is_none(), "{err}");
+    assert!(
+        err.is_retryable() && err.is_outcome_unknown() && err.resolver().is_none(),
+        "{err}"
+    );
     assert!(
         err.to_string().contains("locks/.locks/6d"),
         "names the lock object: {err}"
     );
-    assert!(
-        m.try_lock().await.unwrap().is_none(),
-        "the written lease holds it"
-    );
-    let next = timeout(LIVENESS, m.lock()).await.unwrap().unwrap();
-    assert_eq!(next.token(), 2);
-    next.unlock().await.unwrap();
+    let guard = m.try_lock().await.unwrap().expect("nothing holds it");
+    assert_eq!(guard.token(), 1);
+    guard.unlock().await.unwrap();
 }
