@@ -178,7 +178,7 @@ impl Connection {
         loop {
             let left = limit.saturating_sub(retries.elapsed());
             let e = match tokio::time::timeout(left, call()).await {
-                Err(_) => return Err(timeout(op, key, limit)),
+                Err(_) => return Err(timeout(op, key, limit, resend)),
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => e,
             };
@@ -216,11 +216,18 @@ enum Resend {
     NeverSent,
 }
 
-fn timeout(op: &'static str, key: Option<&str>, after: Duration) -> Error {
-    Error::Timeout {
+/// The error of a request that ran out of time: a read's is [`Error::Timeout`]; a write's
+/// says its outcome is unknown (it may have left, and been applied), with that timeout as
+/// the cause.
+fn timeout(op: &'static str, key: Option<&str>, after: Duration, resend: Resend) -> Error {
+    let timeout = Error::Timeout {
         op,
         key: key.map(str::to_owned),
         after,
+    };
+    match resend {
+        Resend::Retryable => timeout,
+        Resend::NeverSent => Error::outcome_unknown(error::BACKEND, timeout, None),
     }
 }
 
@@ -253,6 +260,18 @@ pub(crate) fn revision_of(v: &store_core::Version) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_of_writes_have_unknown_outcomes() {
+        let read = timeout("get", Some("k"), Duration::from_secs(1), Resend::Retryable);
+        assert_eq!(read.kind(), store_core::ErrorKind::Timeout);
+        let write = timeout("put", Some("k"), Duration::from_secs(1), Resend::NeverSent);
+        assert!(
+            write.is_outcome_unknown() && write.is_retryable() && !write.is_not_applied(),
+            "{write}"
+        );
+        assert!(write.to_string().contains("put \"k\""), "{write}");
+    }
 
     #[test]
     fn prefix_ends() {
