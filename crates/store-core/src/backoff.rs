@@ -147,7 +147,8 @@ impl Retries {
             pause = pause.min(left);
         }
         self.delay = self.policy.next(self.delay);
-        self.attempts += 1;
+        // Saturating: a loop without a budget (a watch's poll) may run for months.
+        self.attempts = self.attempts.saturating_add(1);
         Some(pause)
     }
 
@@ -205,6 +206,16 @@ mod tests {
         assert_eq!(r.attempts(), 3);
         let mut once = Backoff::default().with_max_attempts(0).start();
         assert_eq!(once.next_delay(), None, "0 attempts is taken as 1");
+    }
+
+    #[test]
+    fn a_loop_without_a_budget_never_runs_out_of_attempts() {
+        let mut r = Backoff::default().start();
+        r.attempts = u32::MAX - 1;
+        for _ in 0..3 {
+            assert!(r.next_delay().is_some());
+        }
+        assert_eq!(r.attempts(), u32::MAX);
     }
 
     #[test]

@@ -128,9 +128,10 @@ impl std::error::Error for OutcomeUnknown {
 /// tell (say, one that stores a unique write id with every object and reads it back).
 ///
 /// [`resolve`](Self::resolve) answers `Ok(Some(meta))` if the write was applied (its
-/// metadata), `Ok(None)` if that cannot be established (the write may still have been
-/// applied, and since overwritten), and an error if asking failed (it may be asked again).
-/// Cloning is cheap.
+/// metadata), `Ok(None)` if the backend does not hold it now (it was never applied, or was
+/// and has since been replaced: which of the two cannot be established), and an error if
+/// asking failed (it may be asked again). Callers rely on `None`: a rollback of the write,
+/// say, then has nothing of it to undo. Cloning is cheap.
 ///
 /// ```
 /// use store_core::{Error, WriteResolver};
@@ -154,7 +155,8 @@ impl WriteResolver {
         WriteResolver(Arc::new(move || check().boxed()))
     }
 
-    /// Whether the write was applied: its metadata if so, `None` if that cannot be told.
+    /// Whether the write was applied: its metadata if so, `None` if the backend does not
+    /// hold it now.
     pub async fn resolve(&self) -> Result<Option<Meta>> {
         (self.0)().await
     }

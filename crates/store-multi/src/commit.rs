@@ -392,7 +392,8 @@ async fn roll_back(
                 (Some(v), _) => v,
                 (None, Some(resolver)) => match resolver.resolve().await {
                     Ok(Some(m)) => m.version,
-                    // The backend does not hold this write: nothing to undo.
+                    // The backend does not hold this write now (the resolver's contract):
+                    // nothing to undo.
                     Ok(None) => return (i, Ok(())),
                     Err(e) => return (i, Err(e)),
                 },
