@@ -136,8 +136,9 @@
 //! settled by the backend's [`WriteResolver`](store_core::WriteResolver) when its error
 //! carries one: found applied, the update goes on as if the reply had come; otherwise it
 //! fails with an [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a
-//! resolver. A mutex's lease needs no resolver: its lock object is read back, and the
-//! holder id it holds tells whether the put landed (see [`Mutex`]). A group's error never
+//! resolver. A mutex's lease needs no resolver: its lock object is read back, and the lease
+//! there (a holder id unique to the acquisition, an expiry or released flag unique to the
+//! put) tells whether the put landed (see [`Mutex`]). A group's error never
 //! carries the backend's resolver: it answers for an object, the manifest or a lock object,
 //! with their versions, not for the name's update or the mutex.
 //!

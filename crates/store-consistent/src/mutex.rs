@@ -43,12 +43,12 @@ pub const MIN_LEASE: Duration = Duration::from_millis(30);
 /// Every change of the lease — taking it, renewing it, releasing it — is one conditional
 /// put of the lock object. When that put fails after it may have landed (a lost reply, a
 /// timeout: any error but a refusal or one that [proves nothing was
-/// applied](store_core::Error::is_not_applied)), the lock object is read back (one `get`):
-/// each acquisition writes a holder id of its own, so the lease read tells whether the put
-/// landed, on any backend. A lease found written counts: `lock` and `try_lock` return the
-/// guard, the renewal holds and `unlock` succeeds. Otherwise `lock`, `try_lock` and `unlock`
-/// fail with the put's error, as an
-/// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver. Only a
+/// applied](store_core::Error::is_not_applied)), the lock object is read back (one `get`).
+/// Its holder id is unique to the acquisition, and its expiry or released flag to the put,
+/// so the lease read tells whether the put landed, on any backend. A lease found written
+/// counts: `lock` and `try_lock` return the guard, the renewal holds and `unlock` succeeds.
+/// Otherwise `lock`, `try_lock` and `unlock` fail with the put's error (a retryable one as
+/// an [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver). Only a
 /// put still in flight when the lease was read (a timeout) can land after that: its lease
 /// then holds the mutex for nobody until it expires (at most the lease length). A renewal
 /// that did not land is tried again every tenth of the lease until the lease runs out, and

@@ -11,8 +11,9 @@ pub(crate) const BACKEND: &str = "etcd";
 /// An error from the etcd client, with the operation and key it happened in.
 ///
 /// It is the `source` of an [`Error::Backend`] with `backend == "etcd"` (directly, or under
-/// the cause of a write's [`Error::not_applied`] / [`Error::outcome_unknown`]); look for it
-/// in the source chain to see the client's own error:
+/// the cause of a write's [`Error::not_applied`] / [`Error::outcome_unknown`]; a write that
+/// timed out has an [`Error::Timeout`] there instead); look for it in the source chain to
+/// see the client's own error:
 ///
 /// ```
 /// use std::error::Error as _;

@@ -46,8 +46,9 @@
 //!   [`is_not_applied()`](store_core::Error::is_not_applied): a retry layer may send it
 //!   again. (This is etcd's own client policy for mutations; re-sending even an
 //!   unconditional put could let it land a second time after a later write by someone
-//!   else.) A write that runs out of request timeout fails the same way, outcome unknown,
-//!   with the `Error::Timeout` as its cause; a read that does fails with `Error::Timeout`.
+//!   else.) A write that runs out of request timeout fails like a write that was sent:
+//!   outcome unknown, with the `Error::Timeout` as its cause. A read that runs out of it
+//!   fails with `Error::Timeout`.
 //!
 //! ```
 //! use store_core::{Key, Record, RecordStore};

@@ -74,8 +74,8 @@ impl EtcdOptions {
     /// How long one request may take, including its retries (reads after a lost
     /// connection, any request that could not connect to a member); past it the request
     /// fails with `Error::Timeout` (a write: with its outcome unknown, the timeout as the
-    /// cause), or with the last retryable error if no time is left for another try. Watches and waits are not limited by it (they wait as long as the
-    /// caller does).
+    /// cause), or with the last retryable error if no time is left for another try.
+    /// Watches and waits are not limited by it (they wait as long as the caller does).
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
