@@ -59,8 +59,7 @@ pub use records::RecordsAsBackend;
 use model::{Partition, Step};
 use search::{Found, search};
 
-/// The most steps the search walks for one key before it gives up, unless told otherwise: a
-/// few seconds of search.
+/// The most steps the search walks for one key before it gives up, unless told otherwise.
 pub const DEFAULT_SEARCH_BUDGET: u64 = 5_000_000;
 
 /// How many operations of the longest order found a [`Violation`] shows before the
@@ -197,7 +196,9 @@ pub fn check(history: &History) -> Result<Checked, Violation> {
 }
 
 /// [`check`] with a search budget of `budget` steps per key: a key whose search needs more
-/// is [`ViolationKind::Undecided`]. The search walks about a million steps per second.
+/// is [`ViolationKind::Undecided`]. The check's time grows with the steps walked, so at
+/// most linearly with the budget. The search for a failing key's shortest failing prefix
+/// gets at least [`DEFAULT_SEARCH_BUDGET`], so that a tiny budget cannot misplace it.
 pub fn check_within(history: &History, budget: u64) -> Result<Checked, Violation> {
     let partitions = model::partitions(history).map_err(|reused| Violation {
         kind: ViolationKind::VersionReused,
@@ -217,7 +218,10 @@ pub fn check_within(history: &History, budget: u64) -> Result<Checked, Violation
         checked.walked += walked;
         match found {
             Found::Linearizable => {}
-            Found::Stuck { .. } => return Err(explain(history, p, budget, walked)),
+            Found::Stuck { .. } => {
+                let budget = budget.max(DEFAULT_SEARCH_BUDGET);
+                return Err(explain(history, p, budget, walked));
+            }
             Found::GaveUp => {
                 return Err(Violation {
                     kind: ViolationKind::Undecided,

@@ -17,7 +17,10 @@ use store_core::{
 };
 use store_memory::MemoryStore;
 use store_testkit::history::{Call, Outcome, Recording};
-use store_testkit::linearizability::{Config, ViolationKind, check, drive};
+use store_testkit::history::{History, Op};
+use store_testkit::linearizability::{
+    Config, DEFAULT_SEARCH_BUDGET, ViolationKind, check, check_within, drive,
+};
 use store_testkit::{Fault, FaultOp, Faulty, Rule};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -260,6 +263,55 @@ async fn the_recorder_sorts_outcomes_by_what_they_say_of_the_effect() {
     assert!(matches!(outcomes[9], Outcome::Unknown(_)) && ops[9].returned.is_none());
     assert!(ops.windows(2).all(|w| w[0].invoked <= w[1].invoked));
     check(&recording.history()).unwrap_or_else(|v| panic!("{v}"));
+}
+
+/// A search over its budget is undecided, names the key's writes of unknown outcome and how
+/// to decide it; a larger budget decides the same history.
+#[test]
+fn a_search_over_its_budget_is_undecided_and_lists_the_writes_of_unknown_outcome() {
+    let k = key("k");
+    let put = |value: &'static str| Call::Put {
+        key: k.clone(),
+        value: value.into(),
+        mode: PutMode::Overwrite,
+    };
+    let read_b = Outcome::Read {
+        value: "b".into(),
+        version: Version::from(7),
+    };
+    let ms = |n: u64| Some(Duration::from_millis(n));
+    let ops = [
+        (0, put("a"), Outcome::Unknown("lost".into()), 0, None),
+        (1, put("b"), Outcome::Unknown("lost".into()), 0, None),
+        (2, Call::Get { key: k.clone() }, read_b.clone(), 1, ms(2)),
+        (2, Call::Get { key: k.clone() }, read_b, 3, ms(4)),
+        (3, put("c"), Outcome::Written(Version::from(9)), 5, ms(6)),
+    ];
+    let mut h = History::default();
+    for (client, call, outcome, invoked, returned) in ops {
+        let invoked = Duration::from_millis(invoked);
+        h.push(Op {
+            client,
+            call,
+            outcome,
+            invoked,
+            returned,
+        });
+    }
+    let e = check_within(&h, 1).unwrap_err();
+    assert_eq!(e.kind, ViolationKind::Undecided, "{e}");
+    assert_eq!(e.walked, 2, "{e}");
+    let listed: Vec<usize> = e.unordered.iter().map(|op| op.client).collect();
+    assert_eq!(listed, [0, 1], "{e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("after 2 steps") && shown.contains("with_search_budget"),
+        "{shown}"
+    );
+    assert_eq!(
+        check_within(&h, DEFAULT_SEARCH_BUDGET).unwrap(),
+        check(&h).unwrap()
+    );
 }
 
 /// The driver's search budget reaches the check: a linearizable history of a correct store

@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use store_core::{Key, PutMode, Version};
 
-use super::{DEFAULT_SEARCH_BUDGET, ViolationKind, check, check_within};
+use super::{ViolationKind, check};
 use crate::history::{Call, History, Op, Outcome};
 
 fn key() -> Key {
@@ -575,30 +575,4 @@ proptest! {
             prop_assert_eq!(&e.unordered[0], h.ops.last().unwrap());
         }
     }
-}
-
-/// A search over its budget is undecided, names the key's writes of unknown outcome and how
-/// to decide it; a larger budget decides the same history.
-#[test]
-fn a_search_over_its_budget_is_undecided_and_lists_the_writes_of_unknown_outcome() {
-    let h = history(vec![
-        (0, put("a", PutMode::Overwrite), unknown(), 0, None),
-        (1, put("b", PutMode::Overwrite), unknown(), 0, None),
-        (2, get(), read("b", 7), 1, Some(2)),
-        (2, get(), read("b", 7), 3, Some(4)),
-        (3, put("c", PutMode::Overwrite), Written(v(9)), 5, Some(6)),
-    ]);
-    let e = check_within(&h, 1).unwrap_err();
-    assert_eq!(e.kind, ViolationKind::Undecided, "{e}");
-    assert_eq!(e.walked, 2, "{e}");
-    let listed: Vec<usize> = e.unordered.iter().map(|op| op.client).collect();
-    assert_eq!(listed, [0, 1], "{e}");
-    let shown = e.to_string();
-    assert!(
-        shown.contains("after 2 steps") && shown.contains("with_search_budget"),
-        "{shown}"
-    );
-    let checked = check_within(&h, DEFAULT_SEARCH_BUDGET).unwrap();
-    assert_eq!(checked, check(&h).unwrap());
-    assert!(checked.walked >= 3, "{checked:?}");
 }
