@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use store_core::{Backend, BackendExt, DeleteOptions, Key, PutMode, PutOptions};
+use store_core::{Backend, BackendExt, DeleteOptions, Error, Key, MultiError, PutMode, PutOptions};
 use store_memory::MemoryStore;
 use store_multi::{Multi, WriteMode};
 use store_testkit::{Fault, FaultOp, Faulty, Rule};
@@ -101,53 +101,68 @@ async fn a_delete_one_backend_applied_is_never_reported_as_not_applied() {
     assert!(faulty[0].inner().head_opt(&key).await.unwrap().is_none());
 }
 
-/// A backend whose reply was lost tells, through its resolver, which version the write
-/// made there: the rollback deletes only that one, never what a writer outside this
-/// `Multi` put there meanwhile.
-#[tokio::test]
-async fn a_rollback_leaves_alone_what_an_outside_writer_put_after_a_lost_reply() {
+/// Creates key `fresh` through a `Multi` (`All`) over `b0`, `b1` and `b2`, where `b1` meets
+/// `fault`. Once `b1` has answered, an outside writer puts "theirs" straight on `b1`; only
+/// then does `b2` refuse the create, which fails and is rolled back. Returns `b0`, `b1`,
+/// the key and the per-backend errors of the create.
+async fn create_racing_an_outside_write(
+    fault: Fault,
+) -> (Faulty<MemoryStore>, Faulty<MemoryStore>, Key, MultiError) {
     let b0 = Faulty::new(MemoryStore::new()).named("b0");
     let b1 = Faulty::new(MemoryStore::new()).named("b1");
-    // b2 refuses the create, but only once released: meanwhile an outside writer replaces
-    // what the create put on b1.
     let b2_inner = Faulty::new(MemoryStore::new()).named("b2");
     let b2 = Faulty::new(b2_inner.clone()).named("b2 gate");
+    b1.inject(Rule::new(FaultOp::Put, fault).times(1));
+    b2.inject(Rule::new(FaultOp::Put, Fault::Hang));
+    b2_inner.inject(Rule::new(FaultOp::Put, Fault::Refused).times(1));
     let backends: Vec<Arc<dyn Backend>> =
         vec![Arc::new(b0.clone()), Arc::new(b1.clone()), Arc::new(b2.clone())];
     let multi = Multi::builder(backends).mode(WriteMode::All).build().unwrap();
     let key = Key::new("fresh").unwrap();
-    b1.inject(Rule::new(FaultOp::Put, Fault::LostReplyResolvable).times(1));
-    b2.inject(Rule::new(FaultOp::Put, Fault::Hang));
-    b2_inner.inject(Rule::new(FaultOp::Put, Fault::Refused).times(1));
 
     let create = tokio::spawn({
         let (multi, key) = (multi.clone(), key.clone());
         async move { multi.put(&key, "ours".into(), put(PutMode::Create)).await }
     });
-    while b1.inner().head_opt(&key).await.unwrap().is_none() {
+    while b1.events().is_empty() {
         tokio::task::yield_now().await;
     }
     b1.inner().put_bytes(&key, "theirs").await.unwrap();
     b2.release();
-    let e = create.await.unwrap().unwrap_err();
+    match create.await.unwrap() {
+        Err(Error::Multi(m)) => {
+            assert!(
+                b0.inner().head_opt(&key).await.unwrap().is_none(),
+                "b0 rolled back"
+            );
+            (b0, b1, key, m)
+        }
+        other => panic!("not a per-backend error: {other:?}"),
+    }
+}
 
-    assert!(
-        b0.inner().head_opt(&key).await.unwrap().is_none(),
-        "b0 rolled back"
-    );
-    assert_eq!(
-        b1.inner().get_bytes(&key).await.unwrap(),
-        "theirs",
-        "the outside write survives the rollback"
-    );
-    // Its version is no longer the one the create made: the rollback of b1 says so.
-    let store_core::Error::Multi(m) = &e else {
-        panic!("not a per-backend error: {e}")
-    };
-    assert!(
-        m.errors
-            .iter()
-            .any(|(i, e)| *i == 1 && e.to_string().contains("store-multi rollback")),
-        "{m:?}"
-    );
+fn rollback_failed(m: &MultiError, backend: usize) -> bool {
+    m.errors
+        .iter()
+        .any(|(i, e)| *i == backend && e.to_string().contains("store-multi rollback"))
+}
+
+/// A backend whose reply was lost tells, through its resolver, which version the write
+/// made there: the rollback deletes only that one, never what a writer outside this
+/// `Multi` put there meanwhile (and says it could not undo the write there).
+#[tokio::test]
+async fn a_rollback_leaves_alone_what_an_outside_writer_put_after_a_lost_reply() {
+    let (_, b1, key, m) = create_racing_an_outside_write(Fault::LostReplyResolvable).await;
+    assert_eq!(b1.inner().get_bytes(&key).await.unwrap(), "theirs");
+    assert!(rollback_failed(&m, 1), "{m:?}");
+}
+
+/// A backend whose request was lost on its way says, through its resolver, that it does
+/// not hold the write: the rollback deletes nothing there, though an outside writer's
+/// object stands at the key by then.
+#[tokio::test]
+async fn a_rollback_deletes_nothing_where_the_resolver_finds_the_write_absent() {
+    let (_, b1, key, m) = create_racing_an_outside_write(Fault::DroppedResolvable).await;
+    assert_eq!(b1.inner().get_bytes(&key).await.unwrap(), "theirs");
+    assert!(!rollback_failed(&m, 1), "nothing to undo on b1: {m:?}");
 }

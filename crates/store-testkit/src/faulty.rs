@@ -169,6 +169,7 @@ impl<B: Backend> Faulty<B> {
             )),
             Some(Fault::LostReply) => Ok(Then::LoseReply { resolvable: false }),
             Some(Fault::LostReplyResolvable) => Ok(Then::LoseReply { resolvable: true }),
+            Some(Fault::DroppedResolvable) => Err(self.dropped(op, key)),
             Some(Fault::Latency(d)) => {
                 tokio::time::sleep(d).await;
                 Ok(Then::Proceed)
@@ -219,6 +220,15 @@ impl<B: Backend> Faulty<B> {
                 source: what.into(),
             },
         }
+    }
+
+    /// The error of a request lost on its way: outcome unknown, with a resolver that finds a
+    /// put or a writer's close not applied.
+    fn dropped(&self, op: FaultOp, key: &str) -> Error {
+        let what = format!("injected dropped request at {op:?} {key:?} (the call was not made)");
+        let resolver = matches!(op, FaultOp::Put | FaultOp::WriterClose)
+            .then(|| WriteResolver::new(|| std::future::ready(Ok(None))));
+        Error::outcome_unknown(self.name, what, resolver)
     }
 
     fn injected(&self, op: FaultOp, key: &str, retryable: bool) -> Error {
@@ -452,6 +462,23 @@ mod tests {
         let e = f.delete_if_exists(&k("b")).await.unwrap_err();
         assert!(e.resolver().is_none(), "a delete has no write to report: {e}");
         assert!(!f.inner().exists(&k("b")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn dropped_requests_are_not_applied_and_their_resolver_says_so() {
+        let f = Faulty::new(MemoryStore::new());
+        f.inject(Rule::new(FaultOp::Put, Fault::DroppedResolvable).times(1));
+        let e = f.create(&k("a"), "1").await.unwrap_err();
+        assert!(e.is_outcome_unknown() && !e.is_not_applied(), "{e}");
+        assert!(e.to_string().contains("\"a\""), "{e}");
+        assert_eq!(e.resolver().unwrap().resolve().await.unwrap(), None);
+        assert!(!f.inner().exists(&k("a")).await.unwrap(), "not applied");
+
+        f.inject(Rule::new(FaultOp::Delete, Fault::DroppedResolvable).times(1));
+        f.put_bytes(&k("a"), "2").await.unwrap();
+        let e = f.delete_if_exists(&k("a")).await.unwrap_err();
+        assert!(e.is_outcome_unknown() && e.resolver().is_none(), "{e}");
+        assert!(f.inner().exists(&k("a")).await.unwrap(), "not applied");
     }
 
     #[tokio::test]

@@ -50,7 +50,8 @@
 //! [`Faulty`] wraps any backend and injects errors, latency and hangs at chosen operations,
 //! on every call or at random — the tool for testing combinators (fan-out, replicas) and
 //! layer stacks (retries, timeouts) against failing backends. Errors come before the call
-//! takes effect ([`Fault::Refused`] says so, as a refused connection would) or after it
+//! takes effect ([`Fault::Refused`] says so, as a refused connection would;
+//! [`Fault::DroppedResolvable`] does not, as a timeout would not) or after it
 //! ([`Fault::LostReply`]: the write was applied, the reply lost), and listings can fail
 //! mid-stream ([`FaultOp::ListItem`]).
 //! [`prop::check`] runs proptest strategies against an `async` test body with shrinking.

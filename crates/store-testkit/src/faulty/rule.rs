@@ -50,6 +50,12 @@ pub enum Fault {
     /// write, as a backend that can read back its own writes would. Other operations fail as
     /// with `LostReply`.
     LostReplyResolvable,
+    /// Fail, without making the call, with [`Error::outcome_unknown`]: the request was lost
+    /// on its way (a timeout), which the caller cannot tell from a lost reply. A put's or a
+    /// writer's close's error carries a [`WriteResolver`] that finds the write not applied
+    /// (`None`), as a backend that reads back its own writes would; other operations' carry
+    /// none.
+    DroppedResolvable,
     /// Wait this long, then carry on normally.
     Latency(Duration),
     /// Wait until [`Faulty::release`](super::Faulty::release) is called, then carry on normally.
