@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use store_core::{Backend, Error, GetOptions, Key, PutMode, PutOptions, Result, Version};
+use store_core::{Backend, Backoff, Error, GetOptions, Key, PutMode, PutOptions, Result, Version};
 use tokio::task::JoinHandle;
 
 use crate::group::Group;
@@ -47,12 +47,13 @@ pub const MIN_LEASE: Duration = Duration::from_millis(30);
 /// Its holder id is unique to the acquisition, and its expiry or released flag to the put,
 /// so the lease read tells whether the put landed, on any backend. A lease found written
 /// counts: `lock` and `try_lock` return the guard, the renewal holds and `unlock` succeeds.
-/// Otherwise `lock`, `try_lock` and `unlock` fail with the put's error (a retryable one as
-/// an [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver). Only a
+/// Otherwise `lock` and `try_lock` fail with the put's error (a retryable one as an
+/// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver). Only a
 /// put still in flight when the lease was read (a timeout) can land after that: its lease
 /// then holds the mutex for nobody until it expires (at most the lease length). A renewal
-/// that did not land is tried again every tenth of the lease until the lease runs out, and
-/// then the guard [is lost](MutexGuard::is_lost).
+/// or a release that did not land is tried again every tenth of the lease until the lease
+/// runs out (each try conditional on the version just read, so at most one lands); then
+/// the guard [is lost](MutexGuard::is_lost), or `unlock` fails with the last error.
 ///
 /// # Deviations from the seed
 /// Only the holder can unlock (the seed lets anyone clear a lock), a crashed holder does
@@ -299,10 +300,10 @@ impl MutexGuard {
     ///
     /// # Errors
     /// [`Error::Conflict`] if the lease was lost and someone else holds the mutex now (their
-    /// lock is left alone); backend errors — a release that failed after it may have landed,
-    /// and that the lock object does not show when read back, is an
-    /// [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a resolver
-    /// (see [lost replies](Mutex#lost-replies)); the lease then expires on its own.
+    /// lock is left alone); backend errors — a release that failed retryably and did not land
+    /// is sent again while the lease lasts, and once it has run out the last error is
+    /// returned, an [`Error::outcome_unknown`](store_core::Error::outcome_unknown) without a
+    /// resolver if the release may still land (see [lost replies](Mutex#lost-replies)).
     pub async fn unlock(mut self) -> Result<()> {
         self.done = true;
         if let Some(task) = self.renewer.take() {
@@ -388,11 +389,29 @@ async fn renew_once(state: &Held) -> bool {
 }
 
 /// Marks the lease released, if it is still ours. The lock object stays (with its token).
+/// A release that failed retryably and did not land is sent again every tenth of the lease
+/// while the lease lasts: each try is conditional on the version just read, so at most one
+/// lands, and a later read that finds the released lease knows it did.
 async fn release(state: &Held) -> Result<()> {
+    let released = Lease {
+        holder: state.holder.clone(),
+        token: state.token,
+        expires_at_ms: 0,
+        released: true,
+    };
+    let left = state
+        .expires_at_ms
+        .load(Ordering::Acquire)
+        .saturating_sub(now_ms());
+    let pause = state.lease / 10;
+    let mut retries = Backoff::new(pause, pause)
+        .with_max_elapsed(Duration::from_millis(left))
+        .start();
     loop {
-        let found = read_lease(&*state.backend, &state.key).await?;
-        let (version, lease) = match found {
-            Some((version, lease)) if lease.is_held_by(&state.holder, state.token) => (version, lease),
+        let version = match read_lease(&*state.backend, &state.key).await? {
+            Some((version, lease)) if lease.is_held_by(&state.holder, state.token) => version,
+            // An earlier try landed after all.
+            Some((_, lease)) if lease == released => break,
             other => {
                 return Err(Error::Conflict {
                     op: "unlock",
@@ -402,25 +421,24 @@ async fn release(state: &Held) -> Result<()> {
                 });
             }
         };
-        let released = Lease {
-            released: true,
-            expires_at_ms: 0,
-            ..lease
-        };
         let put = state
             .backend
             .put(&state.key, released.encode(), PutOptions::update(version))
             .await;
         match put {
-            Ok(_) => {}
+            Ok(_) => break,
             // A renewal of ours landed meanwhile: look again.
             Err(e) if e.is_conflict() => continue,
             // The release may have landed: found written, the mutex is free.
-            Err(e) => {
-                landed(&*state.backend, &state.key, &released, e).await?;
-            }
+            Err(e) => match landed(&*state.backend, &state.key, &released, e).await {
+                Ok(_) => break,
+                Err(e) if e.is_retryable() && retries.wait().await => {
+                    tracing::debug!(key = %state.key, error = %e, "mutex release failed; trying again");
+                }
+                Err(e) => return Err(e),
+            },
         }
-        tracing::debug!(key = %state.key, token = state.token, "mutex unlocked");
-        return Ok(());
     }
+    tracing::debug!(key = %state.key, token = state.token, "mutex unlocked");
+    Ok(())
 }

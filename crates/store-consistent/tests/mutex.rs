@@ -210,6 +210,21 @@ async fn lease_puts_whose_reply_was_lost_count_when_read_back() {
     );
 }
 
+/// A release that failed without landing is sent again a tenth of the lease later:
+/// `unlock` succeeds and the mutex is free, without waiting for the lease to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unlock_that_failed_without_landing_is_sent_again() {
+    let faulty = Faulty::new(MemoryStore::new());
+    let g = Group::new(faulty.clone(), "locks").unwrap();
+    let m = g.mutex("m").unwrap().with_lease(Duration::from_secs(2));
+    let guard = m.lock().await.unwrap();
+    faulty.inject(Rule::new(FaultOp::Put, Fault::FailRetryable).times(1));
+    timeout(LIVENESS, guard.unlock()).await.unwrap().unwrap();
+    let next = m.try_lock().await.unwrap().expect("free after the unlock");
+    assert_eq!(next.token(), 2);
+    next.unlock().await.unwrap();
+}
+
 /// A lease put that failed without landing, where the error does not say so, fails the
 /// lock with a retryable outcome-unknown error that carries no resolver and names the lock
 /// object; the lease read back is not there, and the mutex stays free.
