@@ -62,6 +62,9 @@ use search::{Found, search};
 /// The most steps the search walks for one key before it gives up, unless told otherwise.
 pub const DEFAULT_SEARCH_BUDGET: u64 = 5_000_000;
 
+/// How many operations of unknown outcome an undecided [`Violation`] shows.
+const SHOWN_UNKNOWN: usize = 20;
+
 /// How many operations of the longest order found a [`Violation`] shows before the
 /// operations that cannot follow it.
 const SHOWN_BEFORE: usize = 6;
@@ -128,16 +131,21 @@ impl fmt::Display for Violation {
                     "undecided on key {key:?}: the search gave up after {} steps (too many \
                      concurrent operations or writes of unknown outcome); fewer clients or \
                      faults, or a larger budget (Config::with_search_budget, check_within), \
-                     decide it",
+                     may decide it",
                     self.walked
                 )?;
                 writeln!(
                     f,
                     "  its {} operations of unknown outcome (each may take effect at any time \
-                     after its call, or never):",
-                    self.unordered.len()
+                     after its call, or never){}:",
+                    self.unordered.len(),
+                    if self.unordered.len() > SHOWN_UNKNOWN {
+                        format!(", the first {SHOWN_UNKNOWN}")
+                    } else {
+                        String::new()
+                    }
                 )?;
-                for op in &self.unordered {
+                for op in self.unordered.iter().take(SHOWN_UNKNOWN) {
                     writeln!(f, "    {op}")?;
                 }
                 return Ok(());

@@ -312,6 +312,23 @@ fn a_search_over_its_budget_is_undecided_and_lists_the_writes_of_unknown_outcome
         check_within(&h, DEFAULT_SEARCH_BUDGET).unwrap(),
         check(&h).unwrap()
     );
+
+    // Many of them: all listed in the violation, the first 20 shown.
+    for client in 10..40 {
+        h.push(Op {
+            client,
+            call: put("x"),
+            outcome: Outcome::Unknown("lost".into()),
+            invoked: Duration::ZERO,
+            returned: None,
+        });
+    }
+    let e = check_within(&h, 1).unwrap_err();
+    assert_eq!(e.unordered.len(), 32, "{e}");
+    let shown = e.to_string();
+    assert!(shown.contains("its 32 operations of unknown outcome"), "{shown}");
+    assert!(shown.contains("the first 20:"), "{shown}");
+    assert_eq!(shown.lines().count(), 2 + 20, "{shown}");
 }
 
 /// The driver's search budget reaches the check: a linearizable history of a correct store
